@@ -1,0 +1,235 @@
+"""The product catalogue: every create, change, delete and query goes through here."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import ColumnElement, Select
+from sqlmodel import Session
+
+from importer import webhooks
+from importer.errors import Conflict, InvalidInput, NotFound
+from importer.models import EventType, Product, ProductCreate, ProductPublic, ProductUpdate, sku_key, utcnow
+
+MAX_PAGE_SIZE = 500
+DEFAULT_PAGE_SIZE = 50
+ORDERING_FIELDS = ("id", "sku", "name", "is_active", "created_at", "updated_at")
+COUNT_CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class ProductFilter:
+    sku: Optional[str] = None
+    name: Optional[str] = None
+    description: Optional[str] = None
+    is_active: Optional[bool] = None
+    search: Optional[str] = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
+        for column, value in ((Product.sku, self.sku), (Product.name, self.name),
+                              (Product.description, self.description)):
+            if value:
+                conditions.append(_contains(column, value))
+        if self.search:
+            conditions.append(or_(*(_contains(c, self.search) for c in (Product.sku, Product.name, Product.description))))
+        if self.is_active is not None:
+            conditions.append(Product.is_active == self.is_active)
+        return conditions
+
+
+def _contains(column, value: str) -> ColumnElement[bool]:  # type: ignore[no-untyped-def]
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.ilike(f"%{escaped}%", escape="\\")
+
+
+@dataclass
+class ProductPage:
+    count: int
+    page: int
+    page_size: int
+    results: list[Product] = field(default_factory=list)
+
+    @property
+    def has_next(self) -> bool:
+        return self.page * self.page_size < self.count
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+
+class _CountCache:
+    """Recent counts per filter, so paging through a million rows does not recount each page.
+
+    Any write in this process clears it; other processes' writes show within a few seconds.
+    """
+
+    def __init__(self, ttl: float) -> None:
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._entries: dict[ProductFilter, tuple[float, int]] = {}
+
+    def get(self, key: ProductFilter) -> Optional[int]:
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry and time.monotonic() - entry[0] < self._ttl:
+            return entry[1]
+        return None
+
+    def put(self, key: ProductFilter, count: int) -> None:
+        with self._lock:
+            self._entries[key] = (time.monotonic(), count)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+count_cache = _CountCache(COUNT_CACHE_SECONDS)
+
+
+def parse_ordering(ordering: Optional[str]) -> list[ColumnElement]:  # type: ignore[type-arg]
+    """`sku`, `-updated_at`, or several comma-separated; `id` breaks ties so pages are stable."""
+    clauses = []
+    names = [part.strip() for part in (ordering or "id").split(",") if part.strip()]
+    for name in names:
+        descending = name.startswith("-")
+        field_name = name.lstrip("-")
+        if field_name not in ORDERING_FIELDS:
+            raise InvalidInput(f"ordering: unknown field {field_name!r}; use one of {', '.join(ORDERING_FIELDS)}")
+        column = getattr(Product, field_name)
+        clauses.append(column.desc() if descending else column.asc())
+    if "id" not in {name.lstrip("-") for name in names}:
+        clauses.append(Product.id.asc())
+    return clauses
+
+
+def _filtered(statement: Select, filters: ProductFilter) -> Select:  # type: ignore[type-arg]
+    conditions = filters.conditions()
+    return statement.where(*conditions) if conditions else statement
+
+
+def count_products(session: Session, filters: ProductFilter = ProductFilter()) -> int:
+    cached = count_cache.get(filters)
+    if cached is not None:
+        return cached
+    count = session.execute(_filtered(select(func.count()).select_from(Product), filters)).scalar_one()
+    count_cache.put(filters, count)
+    return count
+
+
+def list_products(
+    session: Session,
+    filters: ProductFilter = ProductFilter(),
+    *,
+    page: int = 1,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    ordering: Optional[str] = None,
+) -> ProductPage:
+    if page < 1:
+        raise InvalidInput("page: must be 1 or more")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"page_size: must be between 1 and {MAX_PAGE_SIZE}")
+    order_by = parse_ordering(ordering)
+    count = count_products(session, filters)
+    if page > 1 and (page - 1) * page_size >= count:
+        raise NotFound("Invalid page.")
+    statement = _filtered(select(Product), filters).order_by(*order_by).offset((page - 1) * page_size).limit(page_size)
+    results = list(session.execute(statement).scalars())
+    return ProductPage(count=count, page=page, page_size=page_size, results=results)
+
+
+def iter_products(session: Session, filters: ProductFilter = ProductFilter(), batch_size: int = 2000):  # type: ignore[no-untyped-def]
+    """Every matching product in id order, fetched in keyset batches so memory stays flat."""
+    last_id = 0
+    while True:
+        statement = _filtered(select(Product), filters).where(Product.id > last_id).order_by(Product.id).limit(batch_size)
+        batch = list(session.execute(statement).scalars())
+        if not batch:
+            return
+        yield from batch
+        last_id = batch[-1].id  # type: ignore[assignment]
+        session.expunge_all()
+
+
+def get_product(session: Session, product_id: int) -> Product:
+    product = session.get(Product, product_id)
+    if product is None:
+        raise NotFound(f"Product {product_id} not found.")
+    return product
+
+
+def _ensure_sku_free(session: Session, sku: str, except_id: Optional[int] = None) -> None:
+    statement = select(Product.id).where(Product.sku_key == sku_key(sku))
+    existing = session.execute(statement).scalar_one_or_none()
+    if existing is not None and existing != except_id:
+        raise Conflict(f"sku: a product with SKU {sku!r} already exists (SKUs are case-insensitive).")
+
+
+def _flush_unique(session: Session, sku: str) -> None:
+    """A concurrent writer can still take the SKU between the check and the insert."""
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(f"sku: a product with SKU {sku!r} already exists (SKUs are case-insensitive).") from exc
+
+
+def _event_data(product: Product) -> dict:  # type: ignore[type-arg]
+    return ProductPublic.model_validate(product).model_dump(mode="json")
+
+
+def create_product(session: Session, data: ProductCreate) -> Product:
+    _ensure_sku_free(session, data.sku)
+    now = utcnow()
+    product = Product(**data.model_dump(), sku_key=sku_key(data.sku), created_at=now, updated_at=now)
+    session.add(product)
+    _flush_unique(session, data.sku)
+    webhooks.record_event(session, EventType.product_created, _event_data(product))
+    count_cache.clear()
+    return product
+
+
+def update_product(session: Session, product_id: int, data: ProductUpdate, *, partial: bool) -> Product:
+    """PUT (partial=False) needs every required field; PATCH changes only what it names."""
+    changes = data.model_dump(exclude_unset=partial, exclude_none=partial)
+    if not partial:
+        missing = [name for name in ("sku", "name") if changes.get(name) is None]
+        if missing:
+            raise InvalidInput(f"{missing[0]}: field required")
+        changes = {key: value for key, value in changes.items() if value is not None}
+    product = get_product(session, product_id)
+    if "sku" in changes:
+        _ensure_sku_free(session, changes["sku"], except_id=product.id)
+        product.sku_key = sku_key(changes["sku"])
+    for key, value in changes.items():
+        setattr(product, key, value)
+    product.updated_at = utcnow()
+    session.add(product)
+    _flush_unique(session, product.sku)
+    webhooks.record_event(session, EventType.product_updated, _event_data(product))
+    count_cache.clear()
+    return product
+
+
+def delete_product(session: Session, product_id: int) -> None:
+    product = get_product(session, product_id)
+    data = _event_data(product)
+    session.delete(product)
+    session.flush()
+    webhooks.record_event(session, EventType.product_deleted, data)
+    count_cache.clear()
+
+
+def delete_all_products(session: Session) -> int:
+    """One statement and one event, however many products there are."""
+    deleted = session.execute(delete(Product)).rowcount or 0
+    webhooks.record_event(session, EventType.all_products_deleted, {"deleted": deleted})
+    count_cache.clear()
+    return deleted

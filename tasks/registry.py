@@ -1,0 +1,1 @@
+"""Imports every module that defines tasks, so producers and consumers register the same set."""
