@@ -104,7 +104,10 @@ def _truncate_all() -> None:
         else:
             for table in tables:
                 connection.execute(text(f"DELETE FROM {table}"))
-            connection.execute(text("DELETE FROM sqlite_sequence"))
+            has_sequences = connection.execute(
+                text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")).first()
+            if has_sequences:
+                connection.execute(text("DELETE FROM sqlite_sequence"))
 
 
 @pytest.fixture(autouse=True)
