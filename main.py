@@ -31,6 +31,7 @@ def build_app() -> None:
     from nicegui import app
 
     import api
+    import tasks.registry  # noqa: F401  (producers must know the tasks and their commit hooks)
     import ui
     from importer.db import migrate
     from tasks import consumer
