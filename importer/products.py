@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import Boolean, delete, event, func, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import Pool
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql import ColumnElement, Select
 from sqlmodel import Session
 
 from importer import webhooks
 from importer.errors import Conflict, InvalidInput, NotFound
-from importer.models import EventType, Product, ProductCreate, ProductPublic, ProductUpdate, sku_key, utcnow
+from importer.models import (
+    EventType,
+    OutboxEvent,
+    Product,
+    ProductCreate,
+    ProductPublic,
+    ProductUpdate,
+    sku_key,
+    utcnow,
+)
 
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
 ORDERING_FIELDS = ("id", "sku", "name", "is_active", "created_at", "updated_at")
-COUNT_CACHE_SECONDS = 5.0
+COUNT_CACHE_SECONDS = 10.0
+CACHE_COUNTS_SLOWER_THAN = 0.05
 
 
 @dataclass(frozen=True)
@@ -44,8 +59,46 @@ class ProductFilter:
 
 
 def _contains(column, value: str) -> ColumnElement[bool]:  # type: ignore[no-untyped-def]
+    """ILIKE with the wildcards taken literally.
+
+    SQLite's ILIKE folds ASCII only, so a needle with other letters is compared through
+    Python's lower() there; ASCII needles keep the built-in (faster) path on both databases.
+    """
     escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return column.ilike(f"%{escaped}%", escape="\\")
+    if value.isascii():
+        return column.ilike(f"%{escaped}%", escape="\\")
+    return _unicode_ilike(column, f"%{escaped.lower()}%")
+
+
+class _unicode_ilike(FunctionElement[bool]):  # noqa: N801 - named like the SQL it stands for
+    """`column ILIKE pattern`, with SQLite folding the column through Python's lower()."""
+
+    inherit_cache = True
+    type = Boolean()
+
+
+@compiles(_unicode_ilike)
+def _compile_ilike(element: _unicode_ilike, compiler: Any, **kw: Any) -> str:
+    column, pattern = element.clauses
+    return compiler.process(column.ilike(pattern, escape="\\"), **kw)
+
+
+@compiles(_unicode_ilike, "sqlite")
+def _compile_sqlite_ilike(element: _unicode_ilike, compiler: Any, **kw: Any) -> str:
+    column, pattern = element.clauses
+    return compiler.process(func.unicode_lower(column).like(pattern, escape="\\"), **kw)
+
+
+@event.listens_for(Pool, "checkout")
+def _register_unicode_lower(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """On checkout rather than connect, so connections opened before this module loaded get it too."""
+    if isinstance(dbapi_connection, sqlite3.Connection) and not record.info.get("unicode_lower"):
+        dbapi_connection.create_function("unicode_lower", 1, _lower, deterministic=True)
+        record.info["unicode_lower"] = True
+
+
+def _lower(value: Optional[str]) -> Optional[str]:
+    return None if value is None else value.lower()
 
 
 @dataclass
@@ -65,26 +118,30 @@ class ProductPage:
 
 
 class _CountCache:
-    """Recent counts per filter, so paging through a million rows does not recount each page.
+    """Counts that were slow to compute, kept while the catalogue has not changed.
 
-    Any write in this process clears it; other processes' writes show within a few seconds.
+    The catalogue's version is its newest outbox event id: every product change, in any
+    process, writes an event in its own transaction, so a new event means "count again".
+    Local writes also clear the cache at once. The time limit bounds what the version
+    cannot see (two writers committing out of id order). Cheap counts are never cached,
+    so small catalogues are always counted exactly.
     """
 
     def __init__(self, ttl: float) -> None:
         self._ttl = ttl
         self._lock = threading.Lock()
-        self._entries: dict[ProductFilter, tuple[float, int]] = {}
+        self._entries: dict[ProductFilter, tuple[float, Optional[int], int]] = {}
 
-    def get(self, key: ProductFilter) -> Optional[int]:
+    def get(self, key: ProductFilter, version: Optional[int]) -> Optional[int]:
         with self._lock:
             entry = self._entries.get(key)
-        if entry and time.monotonic() - entry[0] < self._ttl:
-            return entry[1]
+        if entry and entry[1] == version and time.monotonic() - entry[0] < self._ttl:
+            return entry[2]
         return None
 
-    def put(self, key: ProductFilter, count: int) -> None:
+    def put(self, key: ProductFilter, version: Optional[int], count: int) -> None:
         with self._lock:
-            self._entries[key] = (time.monotonic(), count)
+            self._entries[key] = (time.monotonic(), version, count)
 
     def clear(self) -> None:
         with self._lock:
@@ -115,12 +172,20 @@ def _filtered(statement: Select, filters: ProductFilter) -> Select:  # type: ign
     return statement.where(*conditions) if conditions else statement
 
 
+def catalogue_version(session: Session) -> Optional[int]:
+    """Changes whenever any process commits a product change (one index probe)."""
+    return session.execute(select(func.max(OutboxEvent.id))).scalar()
+
+
 def count_products(session: Session, filters: ProductFilter = ProductFilter()) -> int:
-    cached = count_cache.get(filters)
+    version = catalogue_version(session)
+    cached = count_cache.get(filters, version)
     if cached is not None:
         return cached
+    started = time.monotonic()
     count = session.execute(_filtered(select(func.count()).select_from(Product), filters)).scalar_one()
-    count_cache.put(filters, count)
+    if time.monotonic() - started >= CACHE_COUNTS_SLOWER_THAN:
+        count_cache.put(filters, version, count)
     return count
 
 
