@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api import errors, health, products
+from api import errors, health, products, webhooks
 
 
 def register(app: FastAPI) -> None:
     errors.register(app)
-    for module in (health, products):
+    for module in (health, products, webhooks):
         app.include_router(module.router)
     app.include_router(errors.fallback_router)

@@ -264,8 +264,56 @@ class Webhook(SQLModel, table=True):
     event_type: str = Field(max_length=32, index=True)
     is_active: bool = True
     secret: str = Field(max_length=255)
+    disabled_reason: Optional[str] = Field(default=None, sa_type=Text)
     created_at: datetime = _created()
     updated_at: datetime = _created()
+
+
+class WebhookCreate(SQLModel):
+    url: str = Field(max_length=URL_MAX)
+    event_type: EventType
+    is_active: bool = True
+    secret: Optional[str] = Field(default=None, max_length=255)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _strip_required(value, "url")
+
+
+class WebhookUpdate(SQLModel):
+    url: Optional[str] = Field(default=None, max_length=URL_MAX)
+    event_type: Optional[EventType] = None
+    is_active: Optional[bool] = None
+    secret: Optional[str] = Field(default=None, max_length=255)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: Optional[str]) -> Optional[str]:
+        return None if value is None else _strip_required(value, "url")
+
+
+class WebhookPublic(SQLModel):
+    """`secret` is in full only right after creation or regeneration, masked otherwise."""
+
+    id: int
+    url: str
+    event_type: str
+    is_active: bool
+    secret: str
+    disabled_reason: Optional[str] = None
+    last_delivery_status: Optional[str] = None
+    last_status_code: Optional[int] = None
+    last_delivery_at: Optional[datetime] = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookTestResult(SQLModel):
+    ok: bool
+    status_code: Optional[int] = None
+    response_time_ms: Optional[float] = None
+    error: Optional[str] = None
 
 
 class OutboxEvent(SQLModel, table=True):
@@ -316,3 +364,25 @@ class DeliveryAttempt(SQLModel, table=True):
     response_time_ms: Optional[float] = None
     error: Optional[str] = Field(default=None, sa_type=Text)
 
+
+class DeliveryAttemptPublic(SQLModel):
+    attempt: int
+    attempted_at: datetime
+    status_code: Optional[int]
+    response_time_ms: Optional[float]
+    error: Optional[str]
+
+
+class WebhookDeliveryPublic(SQLModel):
+    id: int
+    webhook_id: int
+    event_type: str
+    message_id: str
+    status: str
+    next_attempt_at: Optional[datetime]
+    last_status_code: Optional[int]
+    last_error: Optional[str]
+    payload: dict[str, Any]
+    attempts: list[DeliveryAttemptPublic]
+    created_at: datetime
+    updated_at: datetime

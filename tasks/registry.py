@@ -1,1 +1,3 @@
 """Imports every module that defines tasks, so producers and consumers register the same set."""
+
+import tasks.webhooks  # noqa: F401

@@ -1,7 +1,8 @@
-"""Webhook events: written to an outbox in the caller's transaction, delivered later by a task."""
+"""The outbox: events written in the caller's transaction, so a crash can neither lose nor invent one."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -10,22 +11,33 @@ from sqlmodel import Session
 
 from importer.models import EventType, OutboxEvent
 
+log = logging.getLogger(__name__)
+
 _after_commit_listeners: list[Callable[[], None]] = []
 
 
 def on_events_committed(listener: Callable[[], None]) -> None:
-    """Let the queue layer learn that new events exist, without the core importing it."""
+    """Let the queue layer learn that new work exists, without the core importing it."""
     _after_commit_listeners.append(listener)
 
 
 def _notify_after_commit(session: Session) -> None:
+    """The change is already committed: a failing listener must not turn it into an error."""
     for listener in _after_commit_listeners:
-        listener()
+        try:
+            listener()
+        except Exception:  # noqa: BLE001 - the periodic sweep delivers whatever a listener missed
+            log.warning("could not announce new webhook work; the periodic sweep will pick it up", exc_info=True)
+
+
+def wake_after_commit(session: Session) -> None:
+    """Announce new webhook work once this session's transaction commits (never before, never on rollback)."""
+    if not event.contains(session, "after_commit", _notify_after_commit):
+        event.listen(session, "after_commit", _notify_after_commit, once=True)
 
 
 def record_event(session: Session, event_type: EventType, data: dict[str, Any]) -> OutboxEvent:
     outbox_event = OutboxEvent(event_type=event_type.value, payload=data)
     session.add(outbox_event)
-    if not event.contains(session, "after_commit", _notify_after_commit):
-        event.listen(session, "after_commit", _notify_after_commit, once=True)
+    wake_after_commit(session)
     return outbox_event

@@ -67,6 +67,7 @@ def upgrade() -> None:
     sa.Column('event_type', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('is_active', sa.Boolean(), nullable=False),
     sa.Column('secret', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('disabled_reason', sa.Text(), nullable=True),
     sa.Column('created_at', importer.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', importer.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
