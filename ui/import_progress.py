@@ -7,6 +7,8 @@ so a hundred open tabs cost the same one query per second as one tab.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -16,11 +18,14 @@ from typing import Optional
 from nicegui import app, run, ui
 from nicegui.event import Event
 from sqlalchemy import func, or_
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import select
 
 from importer.db import session_scope
 from importer.models import FINISHED_STATUSES, Upload, UploadStatus, utcnow
 from ui.frame import add_frame_hook
+
+log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
 RATE_WINDOW_SECONDS = 10.0
@@ -134,6 +139,8 @@ class ImportMonitor:
         self._rates: dict[int, _RateWindow] = {}
         self._watched: set[int] = set()
         self._newest_seen_id: Optional[int] = None
+        self._polling = asyncio.Lock()
+        self._database_down = False
 
     def start(self) -> None:
         app.timer(POLL_SECONDS, self.poll)
@@ -152,10 +159,25 @@ class ImportMonitor:
     async def poll(self) -> None:
         if not self._has_subscribers():
             return
-        watched = frozenset(self._watched | set(self._latest))
-        newest_id, uploads = await run.io_bound(self._read, self._newest_seen_id, watched)
-        self._newest_seen_id = newest_id
-        self._publish(uploads)
+        async with self._polling:
+            watched = frozenset(self._watched | set(self._latest))
+            try:
+                found = await run.io_bound(self._read, self._newest_seen_id, watched)
+            except SQLAlchemyError as exc:
+                self._report_outage(exc)
+                return
+            self._report_outage(None)
+            if found is not None:  # None: the app is shutting down
+                self._newest_seen_id, uploads = found
+                self._publish(uploads)
+
+    def _report_outage(self, error: Optional[Exception]) -> None:
+        """Log when the database stops and starts answering, not once a second in between."""
+        if error is not None and not self._database_down:
+            log.warning("import progress: the database is not answering (%s); retrying every second", error)
+        elif error is None and self._database_down:
+            log.warning("import progress: the database answers again")
+        self._database_down = error is not None
 
     @staticmethod
     def _read(newest_seen_id: Optional[int], watched: frozenset[int]) -> tuple[int, list[Upload]]:
