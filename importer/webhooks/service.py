@@ -28,10 +28,11 @@ def _secret_or_generated(secret: Optional[str]) -> str:
 
 
 def create_webhook(session: Session, data: WebhookCreate) -> Webhook:
+    secret = _secret_or_generated(data.secret)
     policy.check_url(data.url)
     now = utcnow()
     webhook = Webhook(url=data.url, event_type=data.event_type.value, is_active=data.is_active,
-                      secret=_secret_or_generated(data.secret), created_at=now, updated_at=now)
+                      secret=secret, created_at=now, updated_at=now)
     session.add(webhook)
     session.flush()
     return webhook
