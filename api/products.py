@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from api.deps import CurrentUser, SessionDep
 from api.pagination import Page, page_links
-from importer import products
+from importer import export, products
 from importer.models import ProductCreate, ProductPublic, ProductUpdate
 
 router = APIRouter(prefix="/api/products", tags=["products"])
@@ -55,6 +56,23 @@ def create_product(data: ProductCreate, session: SessionDep, _: CurrentUser) -> 
 @router.delete("/bulk-delete/")
 def delete_all_products(session: SessionDep, _: CurrentUser) -> dict[str, int]:
     return {"deleted": products.delete_all_products(session)}
+
+
+@router.get(
+    "/export/",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "The matching products as CSV."}},
+)
+def export_products(
+    _: CurrentUser,
+    filters: FilterDep,
+    safe: Annotated[bool, Query(description="Prefix formula-like cells with ' (for spreadsheets, not for re-import)")] = False,
+) -> StreamingResponse:
+    return StreamingResponse(
+        export.stream_csv(filters, safe=safe),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{export.export_filename()}"'},
+    )
 
 
 @router.get("/{product_id}/", response_model=ProductPublic)
