@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
-from typing import Optional, Union
+from typing import Optional, TypeVar, Union
 
-from nicegui import app, ui
+from nicegui import app, run, ui
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 from starlette.responses import RedirectResponse
 
+from importer.db import session_scope
+from importer.errors import ImporterError
 from importer.models import User
 from ui.session import current_user, log_out
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 PageContent = Callable[[], Union[None, Awaitable[None]]]
 
 NAVIGATION = (
@@ -26,6 +33,40 @@ _frame_hooks: list[Callable[[], None]] = []
 def add_frame_hook(hook: Callable[[], None]) -> None:
     """Let a feature add something to every page (for example, import notifications)."""
     _frame_hooks.append(hook)
+
+
+async def in_database(failure: str, work: Callable[[Session], T]) -> Optional[T]:
+    """Run `work` in a session off the event loop; when it fails, tell the user why and return None."""
+
+    def call() -> T:
+        with session_scope() as session:
+            return work(session)
+
+    try:
+        return await run.io_bound(call)
+    except ImporterError as exc:
+        ui.notify(f"{failure}: {exc}", type="negative", multi_line=True)
+    except SQLAlchemyError as exc:
+        log.warning("%s: %s", failure, exc)
+        ui.notify(f"{failure}: the database did not answer. Please try again in a moment.", type="negative")
+    return None
+
+
+def confirm(title: str, message: str, action: str, on_confirm: Callable[[], Awaitable[None]]) -> None:
+    """Ask before anything destructive; the action runs only on an explicit yes."""
+    with ui.dialog() as dialog, ui.card().classes("max-w-md").mark("confirm-dialog"):
+        ui.label(title).classes("text-lg font-semibold")
+        ui.label(message).classes("text-sm").mark("confirm-message")
+        with ui.row().classes("w-full justify-end gap-2"):
+            ui.button("Keep it", on_click=dialog.close).props("flat").mark("confirm-no")
+
+            async def confirmed() -> None:
+                dialog.close()
+                await on_confirm()
+
+            ui.button(action, on_click=confirmed).props("color=negative").mark("confirm-yes")
+    dialog.on("hide", dialog.delete)
+    dialog.open()
 
 
 def _logout() -> None:
