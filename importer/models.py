@@ -180,6 +180,7 @@ class Upload(SQLModel, table=True):
     processed_rows: int = 0
     created: int = 0
     updated: int = 0
+    unchanged: int = 0
     failed_rows: int = 0
     error: Optional[str] = Field(default=None, sa_type=Text)
     encoding: Optional[str] = Field(default=None, max_length=32)
@@ -207,6 +208,7 @@ class UploadPublic(SQLModel):
     processed_rows: int
     created: int
     updated: int
+    unchanged: int
     failed_rows: int
     error: Optional[str]
     encoding: Optional[str]
@@ -228,20 +230,6 @@ class UploadError(SQLModel, table=True):
     column: str = Field(default="", max_length=255)
     value: str = Field(default="", sa_type=Text)
     message: str = Field(sa_type=Text)
-
-
-class StagedRow(SQLModel, table=True):
-    """Rows of an import in progress; merged into products in one transaction, then dropped."""
-
-    __tablename__ = "import_staging"
-
-    upload_id: int = Field(primary_key=True, foreign_key="uploads.id", ondelete="CASCADE")
-    rownum: int = Field(primary_key=True)
-    sku: str = Field(max_length=SKU_MAX)
-    sku_key: str = Field(max_length=4 * SKU_MAX)
-    name: str = Field(max_length=NAME_MAX)
-    description: str = Field(default="", sa_type=Text)
-    is_active: Optional[bool] = None
 
 
 # --- webhooks -------------------------------------------------------------------------

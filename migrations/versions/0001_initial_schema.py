@@ -96,6 +96,7 @@ def upgrade() -> None:
     sa.Column('processed_rows', sa.Integer(), nullable=False),
     sa.Column('created', sa.Integer(), nullable=False),
     sa.Column('updated', sa.Integer(), nullable=False),
+    sa.Column('unchanged', sa.Integer(), nullable=False),
     sa.Column('failed_rows', sa.Integer(), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('encoding', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
@@ -136,17 +137,6 @@ def upgrade() -> None:
     )
     op.create_index('ix_webhook_deliveries_due', 'webhook_deliveries', ['status', 'next_attempt_at'], unique=False)
     op.create_index('ix_webhook_deliveries_webhook', 'webhook_deliveries', ['webhook_id', 'created_at'], unique=False)
-    op.create_table('import_staging',
-    sa.Column('upload_id', sa.Integer(), nullable=False),
-    sa.Column('rownum', sa.Integer(), nullable=False),
-    sa.Column('sku', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
-    sa.Column('sku_key', sqlmodel.sql.sqltypes.AutoString(length=400), nullable=False),
-    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-    sa.Column('description', sa.Text(), nullable=False),
-    sa.Column('is_active', sa.Boolean(), nullable=True),
-    sa.ForeignKeyConstraint(['upload_id'], ['uploads.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('upload_id', 'rownum')
-    )
     op.create_table('upload_errors',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('upload_id', sa.Integer(), nullable=False),
@@ -186,7 +176,6 @@ def downgrade() -> None:
     op.drop_table('webhook_delivery_attempts')
     op.drop_index('ix_upload_errors_upload_row', table_name='upload_errors')
     op.drop_table('upload_errors')
-    op.drop_table('import_staging')
     op.drop_index('ix_webhook_deliveries_webhook', table_name='webhook_deliveries')
     op.drop_index('ix_webhook_deliveries_due', table_name='webhook_deliveries')
     op.drop_table('webhook_deliveries')
