@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 from nicegui import ui
@@ -12,6 +13,8 @@ from importer.db import session_scope
 from importer.errors import ImporterError
 from ui.session import log_in
 
+UNSAFE_IN_TARGET = re.compile(r"[\\\x00-\x20\x7f]")
+
 
 def _no_users_yet() -> bool:
     with session_scope() as session:
@@ -19,8 +22,13 @@ def _no_users_yet() -> bool:
 
 
 def _safe_target(redirect_to: str) -> str:
-    """Only same-site paths, so the login cannot be used to bounce users elsewhere."""
-    return redirect_to if redirect_to.startswith("/") and not redirect_to.startswith("//") else "/products"
+    """Only same-site paths, so the login cannot be used to bounce users elsewhere.
+
+    Browsers read `/\\host` as `//host` and drop tabs and line breaks inside URLs, so a
+    backslash or any control character or space makes the target untrusted as well.
+    """
+    same_site = redirect_to.startswith("/") and not redirect_to.startswith("//")
+    return redirect_to if same_site and not UNSAFE_IN_TARGET.search(redirect_to) else "/products"
 
 
 def _card(title: str, subtitle: str):  # type: ignore[no-untyped-def]

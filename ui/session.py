@@ -43,5 +43,6 @@ class AuthMiddleware(BaseHTTPMiddleware):
         if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             return await call_next(request)
         if not app.storage.user.get("user_id"):
-            return RedirectResponse(f"/login?redirect_to={quote(path)}")
+            target = f"{path}?{request.url.query}" if request.url.query else path
+            return RedirectResponse(f"/login?redirect_to={quote(target)}")
         return await call_next(request)
