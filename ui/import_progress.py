@@ -212,17 +212,15 @@ class ImportMonitor:
         return ImportProgress(upload, rows_per_second, seconds_left)
 
 
-def _notify(progress: ImportProgress) -> None:
-    upload = progress.upload
-    kind = {
-        UploadStatus.completed.value: "positive",
-        UploadStatus.completed_with_errors.value: "warning",
-        UploadStatus.cancelled.value: "info",
-    }.get(upload.status, "negative")
-    verb = {UploadStatus.failed.value: "failed", UploadStatus.cancelled.value: "was cancelled"}.get(
-        upload.status, "finished")
-    ui.notify(f"Import of {upload.filename} {verb}. {import_summary(upload)}", type=kind, multi_line=True,
-              close_button="OK", timeout=15000, position="bottom-right")
+def _notify(upload: Upload) -> None:
+    if upload.status == UploadStatus.failed.value:
+        message, kind = f"Import of {upload.filename} failed: {upload.error or 'unknown error'}", "negative"
+    elif upload.status == UploadStatus.cancelled.value:
+        message, kind = f"Import of {upload.filename} was cancelled; the catalogue was not changed.", "info"
+    else:
+        kind = "positive" if upload.status == UploadStatus.completed.value else "warning"
+        message = f"Import of {upload.filename} finished: {import_summary(upload)}"
+    ui.notify(message, type=kind, multi_line=True, close_button="OK", timeout=15000, position="bottom-right")
 
 
 def _subscribe_page_to_notifications() -> None:
@@ -231,7 +229,7 @@ def _subscribe_page_to_notifications() -> None:
 
     def notify_if_mine(progress: ImportProgress) -> None:
         if progress.upload.created_by_id == user_id:
-            _notify(progress)
+            _notify(progress.upload)
 
     monitor.finished.subscribe(notify_if_mine)
 

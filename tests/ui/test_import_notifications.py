@@ -54,7 +54,7 @@ async def test_an_import_finishing_while_the_user_is_on_another_page_is_announce
     _finish(upload_id, status=UploadStatus.completed_with_errors.value, total_rows=1000, created=990, updated=8,
             failed_rows=1, progress=100)
 
-    await _wait_for_notification(logged_in_user, "Import of catalogue.csv finished. "
+    await _wait_for_notification(logged_in_user, "Import of catalogue.csv finished: "
                                                  "998 products: 990 created, 8 updated, 1 duplicate merged / 1 rejected")
     assert monitor.running() == []
 
@@ -67,7 +67,7 @@ async def test_an_import_that_starts_and_fails_between_two_polls_is_announced_on
     _add_upload(admin["id"], filename="broken.csv", status=UploadStatus.failed.value, finished_at=utcnow(),
                 error="The file has no 'sku' column.")
 
-    await _wait_for_notification(logged_in_user, "Import of broken.csv failed. Failed: The file has no 'sku' column.")
+    await _wait_for_notification(logged_in_user, "Import of broken.csv failed: The file has no 'sku' column.")
     await monitor.poll()
     assert sum("broken.csv" in message for message in logged_in_user.notify.messages) == 1
 
@@ -81,7 +81,7 @@ async def test_other_users_imports_are_not_announced(logged_in_user: User, admin
     _add_upload(someone_else.id or 0, filename="theirs.csv", status=UploadStatus.completed.value, total_rows=1)
     _add_upload(admin["id"], filename="mine.csv", status=UploadStatus.completed.value, total_rows=1, created=1)
 
-    await _wait_for_notification(logged_in_user, "Import of mine.csv finished")
+    await _wait_for_notification(logged_in_user, "Import of mine.csv finished: 1 product: 1 created")
     assert not logged_in_user.notify.contains("theirs.csv")
 
 
