@@ -1,3 +1,4 @@
 """Imports every module that defines tasks, so producers and consumers register the same set."""
 
 import tasks.webhooks  # noqa: F401
+import tasks.imports  # noqa: F401

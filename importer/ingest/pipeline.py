@@ -1,0 +1,296 @@
+"""One import from the stored file to the catalogue, resumable from what the upload row says.
+
+Stages: `queued` -> `reading` (encoding, delimiter, header) -> `staging` (chunks parsed and
+staged; each chunk commits together with its checkpoint: byte offset, row counts, errors)
+-> `merging` (one transaction: upsert, outbox event, final counts) -> `done`. A worker
+that dies loses at most one uncommitted chunk or the merge transaction; the next claim
+continues from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg2
+from sqlalchemy import delete, func, insert, or_, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session
+
+from importer import products, webhooks
+from importer.config import get_settings
+from importer.db import get_engine, session_scope
+from importer.ingest import backend as backends
+from importer.ingest.reader import CsvLayout, FileFault, NotUtf8, as_utf8, iter_chunks, sniff
+from importer.ingest.validate import ParsedChunk, parse_chunk
+from importer.ingest.watchdog import Watchdog
+from importer.models import EventType, Upload, UploadError, UploadStatus, utcnow
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+STAGING_SHARE = 50.0  # progress (percent) when staging ends; the merge takes it to 100
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)  # after a lost database connection
+TRANSIENT = (DBAPIError, psycopg2.OperationalError, psycopg2.InterfaceError, sqlite3.OperationalError)
+
+
+class Stopped(Exception):
+    """Cancel requested, or another worker has taken the upload over."""
+
+
+def _backend():  # type: ignore[no-untyped-def]
+    return backends.for_dialect(get_engine().dialect.name)
+
+
+def _dbapi(connection: Connection) -> Any:
+    return connection.connection.dbapi_connection
+
+
+def stale_before(now: datetime) -> datetime:
+    """A processing upload whose heartbeat is older than this has lost its worker."""
+    return now - timedelta(seconds=get_settings().stale_import_seconds)
+
+
+def claim(upload_id: int) -> int | None:
+    """Take the upload if it is pending, or processing with a stale heartbeat; returns the claim token."""
+    now = utcnow()
+    stale = or_(Upload.heartbeat_at.is_(None), Upload.heartbeat_at < stale_before(now))
+    with session_scope() as session:
+        claimed = session.execute(
+            update(Upload)
+            .where(Upload.id == upload_id, Upload.cancel_requested.is_(False),
+                   or_(Upload.status == UploadStatus.pending.value,
+                       (Upload.status == UploadStatus.processing.value) & stale))
+            .values(status=UploadStatus.processing.value, attempts=Upload.attempts + 1, heartbeat_at=now,
+                    started_at=func.coalesce(Upload.started_at, now), finished_at=None, error=None)
+        ).rowcount
+        return session.get(Upload, upload_id).attempts if claimed else None  # type: ignore[union-attr]
+
+
+def _owned(upload_id: int, token: int):  # type: ignore[no-untyped-def]
+    """An UPDATE that only the current claim, not cancelled, can make."""
+    return update(Upload).where(Upload.id == upload_id, Upload.attempts == token, Upload.cancel_requested.is_(False))
+
+
+def _save(session: Session, upload_id: int, token: int, **values: Any) -> None:
+    if not session.execute(_owned(upload_id, token).values(heartbeat_at=utcnow(), **values)).rowcount:
+        raise Stopped()
+
+
+def _restart_staging(upload: Upload, token: int, layout: CsvLayout) -> None:
+    with session_scope() as session:
+        _backend().create_staging(session.connection(), backends.staging_table(upload.id))  # type: ignore[arg-type]
+        session.execute(delete(UploadError).where(UploadError.upload_id == upload.id))
+        _save(session, upload.id, token, stage="staging", progress=0.0, encoding=layout.encoding,  # type: ignore[arg-type]
+              delimiter=layout.delimiter, ignored_columns=list(layout.ignored), has_active_column=layout.has_active,
+              bytes_read=layout.data_offset, processed_rows=0, staged_rows=0, failed_rows=0, total_rows=None,
+              created=0, updated=0, unchanged=0)
+
+
+def _resumable(upload: Upload) -> bool:
+    if upload.stage not in ("staging", "merging") or not upload.bytes_read:
+        return False
+    with get_engine().connect() as connection:
+        return _backend().count_staged(connection, backends.staging_table(upload.id)) == upload.staged_rows  # type: ignore[arg-type]
+
+
+def _prepare(upload: Upload, token: int, encoding: str | None = None) -> CsvLayout:
+    """The layout to read with; staging restarts from the top unless its checkpoint checks out."""
+    path = Path(upload.stored_path)
+    if not path.is_file():
+        raise FileFault("The uploaded file is no longer on the server; upload it again.")
+    if encoding is None and _resumable(upload):
+        return sniff(path, encoding=upload.encoding)
+    with session_scope() as session:
+        _save(session, upload.id, token, stage="reading")  # type: ignore[arg-type]
+    layout = sniff(path, encoding=encoding)
+    _restart_staging(upload, token, layout)
+    upload.bytes_read, upload.processed_rows, upload.staged_rows, upload.failed_rows = layout.data_offset, 0, 0, 0
+    upload.stage, upload.has_active_column = "staging", layout.has_active
+    return layout
+
+
+def _parsed_chunks(path: Path, start: int, layout: CsvLayout, first_record: int) -> Iterator[tuple[ParsedChunk, int]]:
+    record = first_record
+    for data, end in iter_chunks(path, start, layout.delimiter):
+        chunk = parse_chunk(as_utf8(data, layout.encoding), layout, record)
+        record += chunk.records
+        yield chunk, end
+
+
+def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Produce items in a thread, `depth` ahead: parsing overlaps with the database's work on the last chunk."""
+    buffer: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    done = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not done.is_set():
+                    try:
+                        buffer.put(("item", item), timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if done.is_set():
+                    return
+            buffer.put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            buffer.put(("error", exc))
+
+    thread = threading.Thread(target=produce, name="import-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = buffer.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        done.set()
+        thread.join()
+
+
+def _stage_chunk(upload: Upload, token: int, chunk: ParsedChunk, end: int, watchdog: Watchdog) -> None:
+    if watchdog.stopped:
+        raise Stopped()
+    upload.processed_rows += chunk.records
+    upload.staged_rows += len(chunk.rows)
+    upload.failed_rows += chunk.failed
+    with session_scope() as session:
+        connection = session.connection()
+        with watchdog.guard(_dbapi(connection)):
+            _backend().stage(connection, backends.staging_table(upload.id), chunk.rows)  # type: ignore[arg-type]
+        if chunk.errors:
+            session.execute(insert(UploadError), [
+                {"upload_id": upload.id, "row_number": error.row_number, "column": error.column,
+                 "value": error.value, "message": error.message} for error in chunk.errors])
+        _save(session, upload.id, token, bytes_read=end, processed_rows=upload.processed_rows,  # type: ignore[arg-type]
+              staged_rows=upload.staged_rows, failed_rows=upload.failed_rows,
+              progress=round(STAGING_SHARE * end / max(upload.size_bytes, 1), 2))
+    watchdog.touch()
+
+
+def _stage(upload: Upload, token: int, layout: CsvLayout, watchdog: Watchdog) -> None:
+    chunks = _parsed_chunks(Path(upload.stored_path), upload.bytes_read, layout, upload.processed_rows)
+    for chunk, end in prefetch(chunks):
+        _stage_chunk(upload, token, chunk, end, watchdog)
+    if upload.processed_rows == 0:
+        raise FileFault("The file has a header but no rows.")
+    with session_scope() as session:
+        _save(session, upload.id, token, stage="merging", progress=STAGING_SHARE,  # type: ignore[arg-type]
+              total_rows=upload.processed_rows)
+
+
+def _event(upload: Upload, status: str, counts: backends.MergeCounts) -> dict[str, Any]:
+    return {"upload_id": upload.id, "filename": upload.filename, "status": status, "total_rows": upload.processed_rows,
+            "created": counts.created, "updated": counts.updated, "unchanged": counts.unchanged,
+            "failed_rows": upload.failed_rows}
+
+
+def _merge(upload: Upload, token: int, watchdog: Watchdog) -> None:
+    backend = _backend()
+    table = backends.staging_table(upload.id)  # type: ignore[arg-type]
+    status = (UploadStatus.completed_with_errors if upload.failed_rows else UploadStatus.completed).value
+    with session_scope() as session:
+        connection = session.connection()
+        backend.begin_merge(connection)
+        with watchdog.guard(_dbapi(connection), heartbeat=backend.HEARTBEAT_DURING_MERGE):
+            counts = backend.merge(connection, table, upload.has_active_column)
+        webhooks.record_event(session, EventType.product_imported, _event(upload, status, counts))
+        _save(session, upload.id, token, status=status, stage="done", progress=100.0,  # type: ignore[arg-type]
+              total_rows=upload.processed_rows, created=counts.created, updated=counts.updated,
+              unchanged=counts.unchanged, finished_at=utcnow())
+    products.count_cache.clear()
+    _cleanup(upload.id, analyze=True)  # type: ignore[arg-type]
+
+
+def _cleanup(upload_id: int, analyze: bool = False) -> None:
+    """Best effort: a leftover staging table is harmless and dropped when the upload is next touched."""
+    backend = _backend()
+    try:
+        with get_engine().begin() as connection:
+            backend.drop_staging(connection, backends.staging_table(upload_id))
+        if analyze:
+            with get_engine().begin() as connection:
+                backend.after_merge(connection)
+    except TRANSIENT:
+        log.warning("could not clean up after upload %s", upload_id, exc_info=True)
+
+
+def _drive(upload_id: int, token: int, watchdog: Watchdog) -> None:
+    with session_scope() as session:
+        upload = session.get(Upload, upload_id)
+    if upload is None or upload.attempts != token:
+        raise Stopped()
+    if upload.stage != "merging" or not _resumable(upload):
+        try:
+            _stage(upload, token, _prepare(upload, token), watchdog)
+        except NotUtf8:
+            _stage(upload, token, _prepare(upload, token, encoding="cp1252"), watchdog)
+    _merge(upload, token, watchdog)
+
+
+def _finish(upload_id: int, token: int, **values: Any) -> None:
+    with session_scope() as session:
+        session.execute(update(Upload).where(Upload.id == upload_id, Upload.attempts == token)
+                        .values(finished_at=utcnow(), **values))
+    _cleanup(upload_id)
+
+
+def _stopped(upload_id: int, token: int) -> None:
+    with session_scope() as session:
+        upload = session.get(Upload, upload_id)
+        cancelled = upload is not None and upload.attempts == token and upload.cancel_requested
+    if cancelled:
+        _finish(upload_id, token, status=UploadStatus.cancelled.value, stage="cancelled")
+        log.info("upload %s cancelled; the catalogue is unchanged", upload_id)
+
+
+def _run_claimed(upload_id: int, token: int, watchdog: Watchdog) -> None:
+    for delay in (*RETRY_DELAYS, None):
+        try:
+            _drive(upload_id, token, watchdog)
+            return
+        except Stopped:
+            return _stopped(upload_id, token)
+        except FileFault as exc:
+            return _finish(upload_id, token, status=UploadStatus.failed.value, stage="failed", error=str(exc))
+        except TRANSIENT as exc:
+            if watchdog.stopped:
+                return _stopped(upload_id, token)
+            if delay is None:
+                log.error("upload %s: database unreachable; leaving it for the reaper (%s)", upload_id, exc)
+                return
+            log.warning("upload %s: database error, resuming from the checkpoint in %.1fs: %s", upload_id, delay, exc)
+            time.sleep(delay)
+
+
+def run(upload_id: int) -> None:
+    """Import an upload, or resume it; a no-op when another worker owns it or it has finished."""
+    token = claim(upload_id)
+    if token is None:
+        return
+    backend = _backend()
+    with Watchdog(upload_id, token, backend.interrupt) as watchdog:
+        try:
+            _run_claimed(upload_id, token, watchdog)
+        except Exception as exc:
+            log.exception("upload %s failed unexpectedly", upload_id)
+            _finish(upload_id, token, status=UploadStatus.failed.value, stage="failed",
+                    error=f"The import stopped on an unexpected error: {exc}")
+
+
+def drop_staging(upload_id: int) -> None:
+    """For an upload cancelled while no worker held it."""
+    _cleanup(upload_id)

@@ -1,0 +1,105 @@
+"""PostgreSQL: COPY each chunk into an unlogged staging table, then one upsert statement.
+
+The merge follows DESIGN.md §9: `INSERT .. SELECT DISTINCT ON (sku_key) .. ORDER BY sku_key,
+rownum DESC ON CONFLICT .. DO UPDATE .. WHERE (..) IS DISTINCT FROM (..)`, so the last row of
+a SKU wins, unchanged products are not rewritten, and `xmax = 0` tells created from updated.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from importer.ingest.backend import MergeCounts
+
+MERGE_LOCK_KEY = 742_001  # pg_advisory_xact_lock key that serialises merges across workers
+_TEXT_COLUMNS = ("sku", "sku_key", "name", "description")
+_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
+HEARTBEAT_DURING_MERGE = True
+
+
+def create_staging(connection: Connection, table: str) -> None:
+    connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
+    connection.execute(text(
+        f"CREATE UNLOGGED TABLE {table} (rownum bigint NOT NULL, sku text NOT NULL, sku_key text NOT NULL, "
+        "name text NOT NULL, description text NOT NULL, is_active boolean)"))
+
+
+def drop_staging(connection: Connection, table: str) -> None:
+    connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
+
+
+def count_staged(connection: Connection, table: str) -> int | None:
+    """None when the table is gone (an unlogged table is emptied by a PostgreSQL crash, not dropped)."""
+    exists = connection.execute(text("SELECT to_regclass(:name)"), {"name": table}).scalar()
+    if exists is None:
+        return None
+    return int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def _escaped(column: pd.Series) -> pd.Series:
+    for old, new in _ESCAPES:
+        column = column.str.replace(old, new, regex=False)
+    return column
+
+
+def _copy_text(rows: pd.DataFrame) -> str:
+    """COPY's text format: cheaper to build than CSV and exact for any string."""
+    columns = [rows["rownum"].astype(str)] + [_escaped(rows[name]) for name in _TEXT_COLUMNS]
+    active = rows["is_active"].map({True: "t", False: "f"}).fillna("\\N")
+    columns.append(active)
+    lines = map("\t".join, zip(*(column.tolist() for column in columns)))
+    return "".join(line + "\n" for line in lines)
+
+
+def stage(connection: Connection, table: str, rows: pd.DataFrame) -> None:
+    if rows.empty:
+        return
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor.copy_expert(f"COPY {table} FROM STDIN", io.StringIO(_copy_text(rows)))
+
+
+def _merge_sql(table: str, has_active: bool) -> str:
+    compared = ["sku", "name", "description"] + (["is_active"] if has_active else [])
+    assignments = ", ".join(f"{column} = excluded.{column}" for column in compared)
+    current = ", ".join(f"products.{column}" for column in compared)
+    incoming = ", ".join(f"excluded.{column}" for column in compared)
+    active = "is_active" if has_active else "true"
+    return f"""
+        WITH latest AS (
+            SELECT DISTINCT ON (sku_key) sku, sku_key, name, description, is_active
+            FROM {table} ORDER BY sku_key, rownum DESC
+        ), merged AS (
+            INSERT INTO products (sku, sku_key, name, description, is_active, created_at, updated_at)
+            SELECT sku, sku_key, name, description, {active}, now(), now() FROM latest
+            ON CONFLICT (sku_key) DO UPDATE SET {assignments}, updated_at = excluded.updated_at
+            WHERE ({current}) IS DISTINCT FROM ({incoming})
+            RETURNING (xmax = 0) AS inserted
+        )
+        SELECT (SELECT count(*) FROM latest),
+               count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
+        FROM merged"""
+
+
+def merge(connection: Connection, table: str, has_active: bool) -> MergeCounts:
+    """Runs in the caller's transaction, after any other import's merge has committed."""
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MERGE_LOCK_KEY})
+    distinct, created, updated = connection.execute(text(_merge_sql(table, has_active))).one()
+    return MergeCounts(created=created, updated=updated, unchanged=distinct - created - updated)
+
+
+def begin_merge(connection: Connection) -> None:
+    """PostgreSQL needs nothing before the merge: the advisory lock is taken in merge()."""
+
+
+def after_merge(connection: Connection) -> None:
+    """Fresh statistics keep the planner right after a large change; cheap (it samples)."""
+    connection.execute(text("ANALYZE products"))
+
+
+def interrupt(dbapi_connection: Any) -> None:
+    dbapi_connection.cancel()

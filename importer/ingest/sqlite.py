@@ -1,0 +1,83 @@
+"""SQLite: executemany into a staging table whose rownum is the rowid, then one upsert.
+
+SQLite cannot tell an inserted row from an updated one, so the merge first counts the
+incoming SKUs that exist; it runs under BEGIN IMMEDIATE, so nothing can change in between.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from importer.ingest.backend import MergeCounts
+from importer.models import utcnow
+
+HEARTBEAT_DURING_MERGE = False  # the merge holds SQLite's only write lock; a heartbeat would wait for it
+
+
+def create_staging(connection: Connection, table: str) -> None:
+    connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
+    connection.execute(text(
+        f"CREATE TABLE {table} (rownum INTEGER PRIMARY KEY, sku TEXT NOT NULL, sku_key TEXT NOT NULL, "
+        "name TEXT NOT NULL, description TEXT NOT NULL, is_active BOOLEAN)"))
+
+
+def drop_staging(connection: Connection, table: str) -> None:
+    connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
+
+
+def count_staged(connection: Connection, table: str) -> int | None:
+    exists = connection.execute(text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name"),
+                                {"name": table}).first()
+    if exists is None:
+        return None
+    return int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def stage(connection: Connection, table: str, rows: pd.DataFrame) -> None:
+    if rows.empty:
+        return
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    values = zip(rows["rownum"].tolist(), rows["sku"].tolist(), rows["sku_key"].tolist(), rows["name"].tolist(),
+                 rows["description"].tolist(), rows["is_active"].tolist())
+    cursor.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?)", values)
+
+
+def begin_merge(connection: Connection) -> None:
+    """Take the write lock first: a deferred transaction that reads, then writes, can fail with SQLITE_BUSY."""
+    connection.connection.dbapi_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+
+
+def _merge_sql(table: str, has_active: bool) -> str:
+    compared = ["sku", "name", "description"] + (["is_active"] if has_active else [])
+    assignments = ", ".join(f"{column} = excluded.{column}" for column in compared)
+    changed = " OR ".join(f"products.{column} IS NOT excluded.{column}" for column in compared)
+    active = "is_active" if has_active else "1"
+    return f"""
+        INSERT INTO products (sku, sku_key, name, description, is_active, created_at, updated_at)
+        SELECT sku, sku_key, name, description, {active}, :now, :now FROM {table}
+        WHERE rownum IN (SELECT max(rownum) FROM {table} GROUP BY sku_key)
+        ON CONFLICT (sku_key) DO UPDATE SET {assignments}, updated_at = excluded.updated_at
+        WHERE {changed}"""
+
+
+def merge(connection: Connection, table: str, has_active: bool) -> MergeCounts:
+    distinct = connection.execute(text(f"SELECT count(DISTINCT sku_key) FROM {table}")).scalar_one()
+    existing = connection.execute(text(
+        f"SELECT count(*) FROM products WHERE sku_key IN (SELECT sku_key FROM {table})")).scalar_one()
+    now = utcnow().replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    changed = connection.execute(text(_merge_sql(table, has_active)), {"now": now}).rowcount
+    created = distinct - existing
+    updated = changed - created
+    return MergeCounts(created=created, updated=updated, unchanged=existing - updated)
+
+
+def after_merge(connection: Connection) -> None:
+    """SQLite plans well enough without fresh statistics; nothing to do."""
+
+
+def interrupt(dbapi_connection: Any) -> None:
+    dbapi_connection.interrupt()

@@ -1,0 +1,159 @@
+"""Turning one chunk of CSV rows into staged rows and row errors.
+
+pandas' C parser reads the chunk; it pads short rows with empty strings, so field counts are
+checked for the chunk as a whole (delimiters and line breaks outside quoted values) and a chunk
+that does not add up is read again with the csv module, which reports every row's field count.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from pandas.errors import ParserError
+
+from importer.ingest.reader import CsvLayout
+from importer.models import NAME_MAX, SKU_MAX
+
+FIRST_DATA_ROW = 2  # the header is row 1, as a spreadsheet numbers them
+MAX_ERROR_VALUE = 1000
+TRUE_WORDS = {"true", "t", "yes", "y", "1", "on"}
+FALSE_WORDS = {"false", "f", "no", "n", "0", "off"}
+BOOLEAN_WORDS = {**{word: True for word in TRUE_WORDS}, **{word: False for word in FALSE_WORDS}}
+STAGED_COLUMNS = ("rownum", "sku", "sku_key", "name", "description", "is_active")
+_EXTRA = "__extra__"
+
+
+@dataclass(frozen=True)
+class RowError:
+    row_number: int
+    column: str
+    value: str
+    message: str
+
+
+@dataclass
+class ParsedChunk:
+    """Valid rows ready to stage (STAGED_COLUMNS) and what was wrong with the others."""
+
+    rows: pd.DataFrame
+    records: int
+    failed: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+
+@dataclass
+class _Records:
+    """The well-formed records of a chunk as text columns, with their record index in the chunk."""
+
+    frame: pd.DataFrame
+    index: np.ndarray
+    total: int
+    errors: list[RowError] = field(default_factory=list)
+
+
+def _read_fast(data: bytes, layout: CsvLayout) -> _Records | None:
+    width = len(layout.columns)
+    names = [str(position) for position in range(width)] + [_EXTRA]
+    try:
+        frame = pd.read_csv(io.BytesIO(data), header=None, names=names, dtype=str, keep_default_na=False,
+                            na_filter=False, sep=layout.delimiter, quotechar='"', engine="c", encoding="utf-8")
+    except ParserError:
+        return None
+    in_values = [("".join(frame[name].tolist())) for name in names]
+    delimiters = data.count(layout.delimiter.encode()) - sum(text.count(layout.delimiter) for text in in_values)
+    records = data.count(b"\n") - sum(text.count("\n") for text in in_values) + (not data.endswith(b"\n"))
+    if len(frame) != records or delimiters != len(frame) * (width - 1) or in_values[-1]:
+        return None
+    return _Records(frame.drop(columns=_EXTRA), np.arange(len(frame)), records)
+
+
+def _excerpt(values: list[str], delimiter: str) -> str:
+    return delimiter.join(values)[:MAX_ERROR_VALUE]
+
+
+def _read_exact(data: bytes, layout: CsvLayout, first_record: int) -> _Records:
+    width = len(layout.columns)
+    good: list[list[str]] = []
+    index: list[int] = []
+    errors: list[RowError] = []
+    total = 0
+    reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""), delimiter=layout.delimiter)
+    for total, values in enumerate(reader, start=1):
+        if not values:
+            continue
+        if len(values) == width:
+            good.append(values)
+            index.append(total - 1)
+        else:
+            errors.append(RowError(first_record + total - 1 + FIRST_DATA_ROW, "", _excerpt(values, layout.delimiter),
+                                   f"Wrong number of fields: expected {width}, found {len(values)}."))
+    frame = pd.DataFrame(good, columns=[str(position) for position in range(width)], dtype=object)
+    return _Records(frame, np.asarray(index, dtype=np.int64), total, errors)
+
+
+def _column(records: _Records, layout: CsvLayout, name: str) -> pd.Series:
+    return records.frame[str(layout.positions[name])].astype(object)
+
+
+def _checks(records: _Records, layout: CsvLayout, has_nul: bool) -> tuple[dict[str, pd.Series], list[tuple]]:
+    """The cleaned columns and (mask, column, values, message builder) for each rule."""
+    sku = _column(records, layout, "sku").str.strip()
+    name = _column(records, layout, "name").str.strip()
+    columns = {"sku": sku, "name": name}
+    rules: list[tuple] = [
+        (sku.str.len() == 0, "sku", sku, lambda value: "SKU is empty."),
+        (sku.str.len() > SKU_MAX, "sku", sku, lambda value: f"SKU is {len(value)} characters long; the limit is {SKU_MAX}."),
+        (name.str.len() == 0, "name", name, lambda value: "Name is empty."),
+        (name.str.len() > NAME_MAX, "name", name,
+         lambda value: f"Name is {len(value)} characters long; the limit is {NAME_MAX}."),
+    ]
+    if "description" in layout.positions:
+        columns["description"] = _column(records, layout, "description")
+    if layout.has_active:
+        raw = _column(records, layout, "is_active")
+        active = raw.str.strip().str.lower().map(BOOLEAN_WORDS)
+        columns["is_active"] = active
+        rules.append((active.isna(), "is_active", raw,
+                      lambda value: f"is_active must be true or false (or yes/no, 1/0); got {value!r}."))
+    if has_nul:
+        for column in layout.positions:
+            raw = _column(records, layout, column)
+            rules.append((raw.str.contains("\x00", regex=False), column, raw.str.replace("\x00", "\\0"),
+                          lambda value: "Contains a NUL character, which no text column can hold."))
+    return columns, rules
+
+
+def _errors(rules: list[tuple], row_numbers: np.ndarray) -> tuple[np.ndarray, list[RowError]]:
+    bad = np.zeros(len(row_numbers), dtype=bool)
+    errors: list[RowError] = []
+    for mask, column, values, message in rules:
+        hits = np.flatnonzero(mask.to_numpy(dtype=bool))
+        bad[hits] = True
+        errors.extend(RowError(int(row_numbers[hit]), column, str(values.iloc[hit])[:MAX_ERROR_VALUE],
+                               message(values.iloc[hit])) for hit in hits)
+    return bad, errors
+
+
+def parse_chunk(data: bytes, layout: CsvLayout, first_record: int) -> ParsedChunk:
+    """`data` is UTF-8 holding whole rows; `first_record` is the file-wide index of its first record."""
+    records = _read_fast(data, layout) or _read_exact(data, layout, first_record)
+    rownums = records.index + first_record
+    columns, rules = _checks(records, layout, b"\x00" in data)
+    bad, errors = _errors(rules, rownums + FIRST_DATA_ROW)
+    keep = ~bad
+    sku = columns["sku"][keep]
+    rows = pd.DataFrame({
+        "rownum": rownums[keep],
+        "sku": sku,
+        "sku_key": sku.map(str.casefold),
+        "name": columns["name"][keep],
+        "description": columns["description"][keep] if "description" in columns else "",
+        "is_active": columns["is_active"][keep].astype(object) if "is_active" in columns else None,
+    }, columns=list(STAGED_COLUMNS))
+    errors = sorted(records.errors + errors, key=lambda error: error.row_number)
+    failed = len(records.errors) + int(bad.sum())
+    return ParsedChunk(rows=rows, records=records.total, failed=failed, errors=errors)
