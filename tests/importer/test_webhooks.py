@@ -314,3 +314,27 @@ def test_the_test_event_reports_failures_in_words(receivers, webhook_settings) -
     with session_scope() as session:
         assert session.execute(select(func.count()).select_from(WebhookDelivery)).scalar_one() == 2
         assert all(d.status == "failed" for d in session.execute(select(WebhookDelivery)).scalars())
+
+
+def test_work_is_announced_after_each_commit_and_never_after_a_rollback() -> None:
+    from sqlmodel import Session
+
+    from importer import webhooks
+    from importer.db import get_engine
+    from importer.webhooks import outbox
+
+    announcements: list[str] = []
+    webhooks.on_events_committed(lambda: announcements.append("new work"))
+    try:
+        with Session(get_engine()) as session:
+            webhooks.record_event(session, EventType.product_created, {"n": 1})
+            assert announcements == []
+            session.commit()
+            webhooks.record_event(session, EventType.product_created, {"n": 2})
+            session.commit()
+            webhooks.record_event(session, EventType.product_created, {"n": 3})
+            session.rollback()
+            session.commit()
+    finally:
+        outbox._after_commit_listeners.pop()
+    assert announcements == ["new work", "new work"]

@@ -39,17 +39,6 @@ async def _eventually(check: Callable[[], Any], what: str) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture
-async def logged_in_user(user: User, admin: dict) -> User:  # type: ignore[type-arg]
-    """Logged in through the real login page, landing on /webhooks (the page under test)."""
-    await user.open("/login?redirect_to=/webhooks")
-    user.find(marker="username").type(admin["username"])
-    user.find(marker="password").type(admin["password"])
-    user.find(marker="login").click()
-    await user.should_see(marker="add-webhook", retries=50)
-    return user
-
-
 async def _open(user: User) -> None:
     await user.open("/webhooks")
     await user.should_see(marker="add-webhook")
