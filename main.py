@@ -51,6 +51,10 @@ def serve(host: str | None, port: int | None, native: bool) -> None:
 
     settings = get_settings()
     build_app()
+    if native:
+        from ui.native_import import prepare_native_window
+
+        prepare_native_window()
     ui.run(
         host=host or settings.host,
         port=port or settings.port,
