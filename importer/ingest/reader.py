@@ -176,8 +176,9 @@ def _row_number_hint(data: bytes) -> str:
     return f"{data[:60].decode('utf-8', 'replace')!r}"
 
 
-def iter_chunks(path: Path, start: int, delimiter: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[bytes, int]]:
+def iter_chunks(path: Path, start: int, delimiter: str, chunk_bytes: int | None = None) -> Iterator[tuple[bytes, int]]:
     """Yield (rows, end offset) from `start`; every chunk holds whole rows only."""
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
     starts = field_starts(delimiter)
     pending = b""
     offset = start

@@ -24,7 +24,7 @@ TRUE_WORDS = {"true", "t", "yes", "y", "1", "on"}
 FALSE_WORDS = {"false", "f", "no", "n", "0", "off"}
 BOOLEAN_WORDS = {**{word: True for word in TRUE_WORDS}, **{word: False for word in FALSE_WORDS}}
 STAGED_COLUMNS = ("rownum", "sku", "sku_key", "name", "description", "is_active")
-_EXTRA = "__extra__"
+QUOTE, NEWLINE, CARRIAGE_RETURN = 0x22, 0x0A, 0x0D
 
 
 @dataclass(frozen=True)
@@ -55,20 +55,44 @@ class _Records:
     errors: list[RowError] = field(default_factory=list)
 
 
+def _fields_per_row(data: bytes, delimiter: str) -> np.ndarray | None:
+    """Fields in each line, counting only delimiters and line breaks outside quotes (by quote parity).
+
+    None when a line is blank: the exact reader handles those. Stray quotes make the counts
+    disagree with pandas' own totals, which sends the chunk to the exact reader too.
+    """
+    octets = np.frombuffer(data, dtype=np.uint8)
+    outside = (np.cumsum(octets == QUOTE, dtype=np.uint8) & 1) == 0
+    line_ends = np.flatnonzero((octets == NEWLINE) & outside)
+    if len(line_ends) == 0 or line_ends[-1] != len(octets) - 1:
+        line_ends = np.append(line_ends, len(octets))
+    starts = np.concatenate(([0], line_ends[:-1] + 1))
+    lengths = line_ends - starts - ((line_ends > starts) & (octets[np.maximum(line_ends - 1, 0)] == CARRIAGE_RETURN))
+    if (lengths <= 0).any():
+        return None
+    separators = np.flatnonzero((octets == ord(delimiter)) & outside)
+    return np.bincount(np.searchsorted(line_ends, separators), minlength=len(line_ends)) + 1
+
+
 def _read_fast(data: bytes, layout: CsvLayout) -> _Records | None:
+    """pandas' C parser, when the chunk is plain: no NUL, no blank line, every row `width` fields."""
     width = len(layout.columns)
-    names = [str(position) for position in range(width)] + [_EXTRA]
+    if b"\x00" in data:
+        return None
+    fields = _fields_per_row(data, layout.delimiter)
+    if fields is None or (fields != width).any():
+        return None
+    names = [str(position) for position in range(width)]
     try:
         frame = pd.read_csv(io.BytesIO(data), header=None, names=names, dtype=str, keep_default_na=False,
-                            na_filter=False, sep=layout.delimiter, quotechar='"', engine="c", encoding="utf-8")
+                            na_filter=False, sep=layout.delimiter, quotechar='"', engine="c", encoding="utf-8",
+                            skip_blank_lines=False)
     except ParserError:
         return None
-    in_values = [("".join(frame[name].tolist())) for name in names]
-    delimiters = data.count(layout.delimiter.encode()) - sum(text.count(layout.delimiter) for text in in_values)
-    records = data.count(b"\n") - sum(text.count("\n") for text in in_values) + (not data.endswith(b"\n"))
-    if len(frame) != records or delimiters != len(frame) * (width - 1) or in_values[-1]:
+    in_values = sum("".join(frame[name].tolist()).count(layout.delimiter) for name in names)
+    if len(frame) != len(fields) or data.count(layout.delimiter.encode()) - in_values != len(frame) * (width - 1):
         return None
-    return _Records(frame.drop(columns=_EXTRA), np.arange(len(frame)), records)
+    return _Records(frame, np.arange(len(frame)), len(frame))
 
 
 def _excerpt(values: list[str], delimiter: str) -> str:
