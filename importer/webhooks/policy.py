@@ -94,6 +94,13 @@ def check_address(host: str, address: IPAddress, allow: AllowList) -> None:
     raise BlockedByPolicy(f"blocked by policy: {subject} is a {_address_kind(address)} address")
 
 
+def check_connected(host: str, peer: str) -> None:
+    """The same rule for the address a connection really reached."""
+    allow = AllowList.from_settings()
+    if host.lower().rstrip(".") not in allow.hosts:
+        check_address(host, _normalised(peer), allow)
+
+
 def check_url(url: str) -> None:
     """Raise InvalidInput (BlockedByPolicy, UnresolvableHost) unless webhooks may send to `url`."""
     parts = parse_url(url)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
+import socket
+import ssl
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from importer.config import get_settings
 from importer.errors import InvalidInput
@@ -41,19 +47,77 @@ def _status_error(response: requests.Response) -> Optional[str]:
     return f"HTTP {code} {response.reason or ''}".rstrip()
 
 
+def _root_cause(exc: BaseException) -> BaseException:
+    """requests wraps urllib3 wraps the socket or ssl error; the innermost one says what happened."""
+    while True:
+        inner = getattr(exc, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc.__cause__
+        if inner is None:
+            return exc
+        exc = inner
+
+
+def _tls_error(exc: requests.exceptions.SSLError) -> str:
+    root = _root_cause(exc)
+    if isinstance(root, ssl.SSLCertVerificationError):
+        return f"TLS failure: certificate not trusted ({root.verify_message})"
+    text = re.sub(r"^\[SSL: [A-Z_]+\] | \(_ssl\.c:\d+\)$", "", root.strerror or str(root)) if isinstance(
+        root, ssl.SSLError) else str(root)
+    return f"TLS failure: {text}"
+
+
 def _connection_error(exc: requests.ConnectionError) -> str:
-    text = str(exc)
-    if "refused" in text.lower():
+    root = _root_cause(exc)
+    if isinstance(root, ConnectionRefusedError):
         return "connection refused"
-    if "Name or service not known" in text or "getaddrinfo" in text:
-        return "cannot resolve host"
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return f"connection failed: {reason or text}"
+    if isinstance(root, socket.gaierror):
+        return f"cannot resolve host: {root.strerror or root}"
+    return f"connection failed: {root}"
+
+
+class _CheckedPeer:
+    """Checks the address actually connected to, closing the gap between the DNS check and the connection."""
+
+    host: str
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()  # type: ignore[misc]
+        try:
+            policy.check_connected(self.host, sock.getpeername()[0])
+        except policy.BlockedByPolicy:
+            sock.close()
+            raise
+        return sock
+
+
+class _CheckedHTTPConnection(_CheckedPeer, HTTPConnection):
+    pass
+
+
+class _CheckedHTTPSConnection(_CheckedPeer, HTTPSConnection):
+    pass
+
+
+class _CheckedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _CheckedHTTPConnection
+
+
+class _CheckedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _CheckedHTTPSConnection
+
+
+class _PolicyAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _CheckedHTTPPool, "https": _CheckedHTTPSPool}
 
 
 def _post(url: str, headers: dict[str, str], body: str, timeout: float) -> requests.Response:
     with requests.Session() as http:
         http.trust_env = False  # a proxy from the environment would bypass the URL policy
+        for scheme in ("http://", "https://"):
+            http.mount(scheme, _PolicyAdapter())
         response = http.post(url, data=body.encode("utf-8"), headers=headers, timeout=timeout,
                              allow_redirects=False, stream=True)
         response.close()  # the status is the answer; a large or endless body is never read
@@ -72,8 +136,10 @@ def send(url: str, secret: str, message_id: str, body: str) -> AttemptResult:
     started = time.perf_counter()
     try:
         response = _post(url, headers, body, timeout)
+    except policy.BlockedByPolicy as exc:
+        error = str(exc)
     except requests.exceptions.SSLError as exc:
-        error = f"TLS failure: {exc.args[0] if exc.args else exc}"
+        error = _tls_error(exc)
     except requests.Timeout:
         error = f"timed out after {timeout:g} s"
     except requests.ConnectionError as exc:

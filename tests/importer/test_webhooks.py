@@ -338,3 +338,22 @@ def test_work_is_announced_after_each_commit_and_never_after_a_rollback() -> Non
     finally:
         outbox._after_commit_listeners.pop()
     assert announcements == ["new work", "new work"]
+
+
+def test_the_connected_address_is_checked_too(receivers, webhook_settings) -> None:  # noqa: F811
+    """Were DNS to change between the check and the connection, the connection itself is refused."""
+    from importer.webhooks import sender
+
+    receiver = receivers()
+    webhook_settings(WEBHOOK_ALLOWED_NETWORKS="")
+    with pytest.raises(policy.BlockedByPolicy, match="127.0.0.1 is a loopback address"):
+        sender._post(receiver.url, {}, "{}", timeout=2)
+    assert receiver.received == []
+
+
+def test_a_tls_failure_is_reported_as_such(receivers) -> None:  # noqa: F811
+    plain_http = receivers().url
+    webhook = make_webhook(plain_http.replace("http://", "https://"))
+    result = delivery.send_test(webhook.id)
+    assert not result.ok and result.status_code is None
+    assert result.error.startswith("TLS failure: ") and "Max retries" not in result.error  # the cause, not the wrapping
