@@ -149,6 +149,8 @@ def request_cancel(session: Session, upload_id: int) -> Upload:
     upload = get_upload(session, upload_id)
     if upload.status in {status.value for status in FINISHED_STATUSES}:
         raise InvalidInput(f"Upload {upload_id} has already finished ({upload.status}); there is nothing to cancel.")
+    if upload.status == UploadStatus.processing.value:
+        pipeline.cancel_marker(upload_id).touch()
     now = utcnow()
     idle = or_(Upload.status == UploadStatus.pending.value,
                (Upload.status == UploadStatus.processing.value)
@@ -249,6 +251,21 @@ def uploads_to_resume(session: Session, *, at_startup: bool) -> list[tuple[int, 
             age = (now - upload.heartbeat_at).total_seconds()  # type: ignore[operator]
             due.append((upload.id, max(0.0, stale - age) + 0.5))  # type: ignore[arg-type]
     return due
+
+
+def cancel_abandoned(session: Session) -> list[int]:
+    """Finish cancels whose worker died before it could act on them."""
+    now = utcnow()
+    abandoned = list(session.execute(select(Upload.id).where(
+        Upload.status == UploadStatus.processing.value, Upload.cancel_requested.is_(True),
+        or_(Upload.heartbeat_at.is_(None), Upload.heartbeat_at < pipeline.stale_before(now)))).scalars())
+    if abandoned:
+        session.execute(update(Upload).where(Upload.id.in_(abandoned)).values(
+            status=UploadStatus.cancelled.value, stage="cancelled", finished_at=now))
+        session.commit()
+    for upload_id in abandoned:
+        pipeline.drop_staging(upload_id)  # type: ignore[arg-type]
+    return abandoned  # type: ignore[return-value]
 
 
 def run_import(upload_id: int) -> None:

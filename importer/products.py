@@ -211,15 +211,21 @@ def list_products(
 
 
 def iter_products(session: Session, filters: ProductFilter = ProductFilter(), batch_size: int = 2000):  # type: ignore[no-untyped-def]
-    """Every matching product in id order, fetched in keyset batches so memory stays flat."""
-    last_id = 0
+    """Every matching product in SKU order, fetched in keyset batches so memory stays flat.
+
+    SKU order (by the unique case-folded key) rather than id order, so that a catalogue
+    exported, re-imported and exported again gives the same file, whatever ids the import hands out.
+    """
+    last_key: Optional[str] = None
     while True:
-        statement = _filtered(select(Product), filters).where(Product.id > last_id).order_by(Product.id).limit(batch_size)
+        statement = _filtered(select(Product), filters).order_by(Product.sku_key).limit(batch_size)
+        if last_key is not None:
+            statement = statement.where(Product.sku_key > last_key)
         batch = list(session.execute(statement).scalars())
         if not batch:
             return
         yield from batch
-        last_id = batch[-1].id  # type: ignore[assignment]
+        last_key = batch[-1].sku_key
         session.expunge_all()
 
 

@@ -33,6 +33,7 @@ def enqueue_import(upload_id: int, delay: float = 0.0) -> None:
 def resume_imports(*, at_startup: bool) -> list[int]:
     """Queue every upload that lost its worker or its queue message; a duplicate is a no-op."""
     with session_scope() as session:
+        jobs.cancel_abandoned(session)
         due = jobs.uploads_to_resume(session, at_startup=at_startup)
     for upload_id, delay in due:
         log.info("re-queueing upload %s in %.1fs", upload_id, delay)

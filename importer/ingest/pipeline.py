@@ -217,6 +217,7 @@ def _merge(upload: Upload, token: int, watchdog: Watchdog) -> None:
 
 def _cleanup(upload_id: int, analyze: bool = False) -> None:
     """Best effort: a leftover staging table is harmless and dropped when the upload is next touched."""
+    cancel_marker(upload_id).unlink(missing_ok=True)
     backend = _backend()
     try:
         with get_engine().begin() as connection:
@@ -248,12 +249,18 @@ def _finish(upload_id: int, token: int, **values: Any) -> None:
     _cleanup(upload_id)
 
 
+def cancel_marker(upload_id: int) -> Path:
+    """A file that asks the worker to stop; it works even while a SQLite merge blocks every other writer."""
+    return get_settings().upload_dir / f"{int(upload_id)}.cancel"
+
+
 def _stopped(upload_id: int, token: int) -> None:
     with session_scope() as session:
         upload = session.get(Upload, upload_id)
-        cancelled = upload is not None and upload.attempts == token and upload.cancel_requested
+        owned = upload is not None and upload.attempts == token
+        cancelled = owned and (upload.cancel_requested or cancel_marker(upload_id).exists())  # type: ignore[union-attr]
     if cancelled:
-        _finish(upload_id, token, status=UploadStatus.cancelled.value, stage="cancelled")
+        _finish(upload_id, token, status=UploadStatus.cancelled.value, stage="cancelled", cancel_requested=True)
         log.info("upload %s cancelled; the catalogue is unchanged", upload_id)
 
 
@@ -282,7 +289,8 @@ def run(upload_id: int) -> None:
     if token is None:
         return
     backend = _backend()
-    with Watchdog(upload_id, token, backend.interrupt) as watchdog:
+    cancel_marker(upload_id).unlink(missing_ok=True)
+    with Watchdog(upload_id, token, backend.interrupt, cancel_marker(upload_id)) as watchdog:
         try:
             _run_claimed(upload_id, token, watchdog)
         except Exception as exc:

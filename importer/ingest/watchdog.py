@@ -1,6 +1,7 @@
 """A thread beside a running import: keeps its heartbeat fresh and stops it when asked.
 
-It polls the upload row twice a second. When a cancel is requested, or another worker has
+It polls the upload row and the cancel marker file twice a second (a cancel cannot always
+write to the database at once: a SQLite merge holds the only write lock). When a cancel is requested, or another worker has
 claimed the upload (its heartbeat went stale), it flags the import to stop and interrupts the
 statement in flight (psycopg2 `cancel()`, sqlite3 `interrupt()`), so even a long merge ends
 within a second or so and rolls back.
@@ -13,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -27,8 +29,9 @@ POLL_SECONDS = 0.5
 
 
 class Watchdog:
-    def __init__(self, upload_id: int, token: int, interrupt: Callable[[Any], None]) -> None:
+    def __init__(self, upload_id: int, token: int, interrupt: Callable[[Any], None], marker: Path) -> None:
         self.upload_id = upload_id
+        self._marker = marker
         self.token = token
         self._interrupt = interrupt
         self._stop = threading.Event()
@@ -75,6 +78,9 @@ class Watchdog:
                 log.debug("watchdog check for upload %s failed", self.upload_id, exc_info=True)
 
     def _check(self) -> None:
+        if self._marker.exists():
+            self._request_stop()
+            return
         with get_engine().connect() as connection:
             row = connection.execute(
                 select(Upload.cancel_requested, Upload.attempts).where(Upload.id == self.upload_id)).first()
