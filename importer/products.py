@@ -33,8 +33,9 @@ from importer.models import (
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
 ORDERING_FIELDS = ("id", "sku", "name", "is_active", "created_at", "updated_at")
-COUNT_CACHE_SECONDS = 10.0
+COUNT_CACHE_SECONDS = 60.0
 CACHE_COUNTS_SLOWER_THAN = 0.05
+COUNT_CACHE_ENTRIES = 256
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,9 @@ class _CountCache:
 
     def put(self, key: ProductFilter, version: Optional[int], count: int) -> None:
         with self._lock:
+            self._entries.pop(key, None)
+            if len(self._entries) >= COUNT_CACHE_ENTRIES:  # every search typed adds one: drop the oldest
+                del self._entries[next(iter(self._entries))]
             self._entries[key] = (time.monotonic(), version, count)
 
     def clear(self) -> None:

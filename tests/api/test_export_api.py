@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 @pytest.fixture
 def catalogue(client: TestClient) -> None:
     for sku, name, description, is_active in [
-        ("RED-1", "Red Shirt", "Cotton, \"soft\"", True),
-        ("BLUE-2", "Blue Shirt", "Line 1\r\nLine 2\nLine 3", False),
-        ("=HAT-3", "@Green Hat", "-5% off", True),
+        ("C-RED", "Red Shirt", "Cotton, \"soft\"", True),
+        ("a-blue", "Blue Shirt", "Line 1\r\nLine 2\nLine 3", False),
+        ("B-HAT", "@Green Hat", "-5% off", True),
     ]:
         response = client.post("/api/products/", json={"sku": sku, "name": name, "description": description,
                                                        "is_active": is_active})
@@ -23,16 +23,16 @@ def catalogue(client: TestClient) -> None:
 
 
 @pytest.mark.usefixtures("catalogue")
-def test_export_is_a_csv_download_of_every_product(client: TestClient) -> None:
+def test_export_is_a_csv_download_of_every_product_in_sku_order(client: TestClient) -> None:
     response = client.get("/api/products/export/")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
     assert re.fullmatch(r'attachment; filename="products-\d{8}-\d{6}\.csv"', response.headers["content-disposition"])
     assert response.content == (
         b'sku,name,description,is_active\r\n'
-        b'RED-1,Red Shirt,"Cotton, ""soft""",true\r\n'
-        b'BLUE-2,Blue Shirt,"Line 1\r\nLine 2\nLine 3",false\r\n'
-        b'=HAT-3,@Green Hat,-5% off,true\r\n'
+        b'a-blue,Blue Shirt,"Line 1\r\nLine 2\nLine 3",false\r\n'
+        b'B-HAT,@Green Hat,-5% off,true\r\n'
+        b'C-RED,Red Shirt,"Cotton, ""soft""",true\r\n'
     )
 
 
@@ -40,10 +40,10 @@ def test_export_is_a_csv_download_of_every_product(client: TestClient) -> None:
 @pytest.mark.parametrize(
     "query, expected",
     [
-        ("name=shirt", ["RED-1", "BLUE-2"]),
-        ("is_active=false", ["BLUE-2"]),
-        ("search=hat", ["=HAT-3"]),
-        ("search=%25", ["=HAT-3"]),
+        ("name=shirt", ["a-blue", "C-RED"]),
+        ("is_active=false", ["a-blue"]),
+        ("search=hat", ["B-HAT"]),
+        ("search=%25", ["B-HAT"]),
         ("sku=nothing", []),
     ],
 )
@@ -56,7 +56,7 @@ def test_export_applies_the_list_filters(client: TestClient, query: str, expecte
 @pytest.mark.usefixtures("catalogue")
 def test_safe_export_neutralises_formulas(client: TestClient) -> None:
     text = client.get("/api/products/export/?safe=true&search=hat").content.decode("utf-8")
-    assert text == "\ufeffsku,name,description,is_active\r\n'=HAT-3,'@Green Hat,'-5% off,true\r\n"
+    assert text == "\ufeffsku,name,description,is_active\r\nB-HAT,'@Green Hat,'-5% off,true\r\n"
 
 
 def test_bad_filter_is_422(client: TestClient) -> None:

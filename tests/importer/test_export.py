@@ -45,7 +45,7 @@ def test_export_parses_back_to_exactly_the_stored_values() -> None:
     rows = list(csv.reader(io.StringIO(_export(), newline="")))
     assert rows[0] == list(export.CSV_COLUMNS)
     assert [tuple(row) for row in rows[1:]] == stored
-    assert stored[1][2] == "CRLF\r\ninside\nand LF\rand CR"
+    assert {row[0]: row[2] for row in stored}["Q-2"] == "CRLF\r\ninside\nand LF\rand CR"
 
 
 @pytest.mark.usefixtures("tricky_catalogue")
@@ -59,14 +59,17 @@ def test_rows_end_in_crlf_and_only_fields_that_need_it_are_quoted() -> None:
 
 @pytest.mark.usefixtures("tricky_catalogue")
 def test_plain_export_keeps_formula_like_cells_as_they_are() -> None:
-    assert "\r\n=SUM(A1),+cmd,@import,false\r\n-1,Minus,\tTabbed,true\r\n" in _export()
+    text = _export()
+    assert "\r\n=SUM(A1),+cmd,@import,false\r\n" in text
+    assert "\r\n-1,Minus,\tTabbed,true\r\n" in text
 
 
 @pytest.mark.usefixtures("tricky_catalogue")
 def test_safe_export_prefixes_formula_like_cells_and_starts_with_a_bom() -> None:
     text = _export(safe=True)
     assert text.startswith("\ufeffsku,name,description,is_active\r\n")
-    assert "\r\n'=SUM(A1),'+cmd,'@import,false\r\n'-1,Minus,'\tTabbed,true\r\n" in text
+    assert "\r\n'=SUM(A1),'+cmd,'@import,false\r\n" in text
+    assert "\r\n'-1,Minus,'\tTabbed,true\r\n" in text
     assert "\r\nQ-3,Ünïcødé ✓ 漢字,emoji 🎉 and ß,true\r\n" in text
 
 
@@ -105,3 +108,29 @@ def test_a_large_export_streams_in_chunks_and_sees_one_snapshot() -> None:
     rows = list(csv.reader(io.StringIO((first + rest).decode("utf-8"), newline="")))
     assert len(rows) == 5001
     assert rows[-1][0] == "B-04999"
+
+
+def _catalogue_rows() -> list[tuple[str, str, str, bool]]:
+    with session_scope() as session:
+        return sorted((p.sku, p.name, p.description, p.is_active) for p in products.iter_products(session))
+
+
+@pytest.mark.usefixtures("tricky_catalogue")
+def test_export_then_import_gives_the_same_catalogue_byte_for_byte() -> None:
+    from importer import jobs
+    from importer.models import UploadStatus
+
+    _bulk_insert(50)
+    before, exported = _catalogue_rows(), b"".join(export.stream_csv(ProductFilter()))
+    with session_scope() as session:
+        products.delete_all_products(session)
+    stored = jobs.store_upload([exported[:1000], exported[1000:]], "export.csv")
+    with session_scope() as session:
+        upload_id = jobs.create_upload(session, filename="export.csv", stored_path=stored.path,
+                                       size_bytes=stored.size_bytes, user_id=None).id
+    jobs.run_import(upload_id)  # type: ignore[arg-type]
+    with session_scope() as session:
+        upload = jobs.get_upload(session, upload_id)  # type: ignore[arg-type]
+        assert (upload.status, upload.failed_rows, upload.created) == (UploadStatus.completed.value, 0, len(before))
+    assert _catalogue_rows() == before
+    assert b"".join(export.stream_csv(ProductFilter())) == exported

@@ -217,12 +217,12 @@ def test_count_is_exact_right_after_changes_from_another_session() -> None:
         assert products.list_products(session).count == 2
 
 
-def test_iter_products_yields_every_match_in_id_order(session: Session) -> None:
-    for number in range(25):
-        _create(session, f"I-{number:02}", "Odd" if number % 2 else "Even")
+def test_iter_products_yields_every_match_in_case_insensitive_sku_order(session: Session) -> None:
+    for number in reversed(range(25)):
+        _create(session, f"{'I' if number % 3 else 'i'}-{number:02}", "Odd" if number % 2 else "Even")
     session.commit()
-    found = [product.sku for product in products.iter_products(session, ProductFilter(name="odd"), batch_size=4)]
-    assert found == [f"I-{number:02}" for number in range(1, 25, 2)]
+    found = [product.sku_key for product in products.iter_products(session, ProductFilter(name="odd"), batch_size=4)]
+    assert found == [f"i-{number:02}" for number in range(1, 25, 2)]
 
 
 def test_a_cached_count_is_dropped_when_another_process_changes_the_catalogue(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -241,3 +241,12 @@ def test_a_cached_count_is_dropped_when_another_process_changes_the_catalogue(mo
         webhooks.record_event(session, EventType.product_imported, {"created": 1})
     with session_scope() as session:
         assert products.count_products(session) == 3
+
+
+def test_the_count_cache_keeps_only_the_newest_entries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(products, "COUNT_CACHE_ENTRIES", 2)
+    cache = products._CountCache(ttl=60)
+    for number, sku in enumerate(("a", "b", "c")):
+        cache.put(ProductFilter(sku=sku), 1, number)
+    assert [cache.get(ProductFilter(sku=sku), 1) for sku in ("a", "b", "c")] == [None, 1, 2]
+    assert cache.get(ProductFilter(sku="c"), 2) is None, "another catalogue version"
