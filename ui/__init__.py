@@ -7,7 +7,7 @@ import sys
 
 from fastapi import FastAPI
 
-PAGE_MODULES = ("ui.auth_pages", "ui.products_page", "ui.import_progress", "ui.webhooks_page")
+PAGE_MODULES = ("ui.auth_pages", "ui.products_page", "ui.import_progress", "ui.imports_page", "ui.webhooks_page")
 
 
 def register(app: FastAPI) -> None:

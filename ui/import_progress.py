@@ -61,9 +61,10 @@ def import_summary(upload: Upload) -> str:
         return f"Failed: {upload.error or 'unknown error'}"
     if upload.status == UploadStatus.cancelled.value:
         return "Cancelled: the catalogue was not changed."
-    products = upload.created + upload.updated
+    products = upload.created + upload.updated + upload.unchanged
     merged = max(0, (upload.total_rows or 0) - upload.failed_rows - products)
-    return (f"{plural(products, 'product')}: {upload.created:,} created, {upload.updated:,} updated, "
+    unchanged = f", {upload.unchanged:,} unchanged" if upload.unchanged else ""
+    return (f"{plural(products, 'product')}: {upload.created:,} created, {upload.updated:,} updated{unchanged}, "
             f"{plural(merged, 'duplicate')} merged / {upload.failed_rows:,} rejected")
 
 
