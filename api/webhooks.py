@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from sqlmodel import Session
 
 from api.deps import CurrentUser, SessionDep
 from api.pagination import Page, page_links
 from importer.models import (
+    Webhook,
     WebhookCreate,
     WebhookDeliveryPublic,
     WebhookPublic,
@@ -19,7 +21,8 @@ from importer.webhooks import delivery, service
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 
-def _public(session: SessionDep, webhook, *, reveal_secret: bool = False) -> WebhookPublic:  # type: ignore[no-untyped-def]
+
+def _public(session: Session, webhook: Webhook, *, reveal_secret: bool = False) -> WebhookPublic:
     return service.to_public(session, [webhook], reveal_secret=reveal_secret)[0]
 
 
