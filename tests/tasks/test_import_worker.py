@@ -1,0 +1,71 @@
+"""Crash safety with a real `python main.py worker` process, killed with SIGKILL mid-import."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from importer.models import Upload
+from tasks.imports import enqueue_import
+from tests.importer.ingest_support import catalogue, expected_from_csv, fetch, generated_file, store, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+STALE_SECONDS = "2"
+
+
+class WorkerProcess:
+    """`python main.py worker` in its own process group, with this test run's settings."""
+
+    def __init__(self) -> None:
+        env = {**os.environ, "STALE_IMPORT_SECONDS": STALE_SECONDS}
+        self.process = subprocess.Popen([sys.executable, "main.py", "worker", "-w", "2"], cwd=ROOT, env=env,
+                                        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def workers() -> Iterator[list[WorkerProcess]]:
+    started: list[WorkerProcess] = []
+    yield started
+    for worker in started:
+        worker.kill()
+
+
+@pytest.mark.parametrize("stage", ["staging", "merging"])
+def test_worker_killed_mid_import_resumes_and_ends_exactly_right(workers: list[WorkerProcess], stage: str) -> None:
+    path = generated_file(60_000)
+    upload = store(path.read_bytes())
+
+    def _upload() -> Upload:
+        return fetch(upload.id)  # type: ignore[arg-type]
+
+    workers.append(WorkerProcess())
+    enqueue_import(upload.id)  # type: ignore[arg-type]
+    if stage == "staging":
+        checkpoint = wait_for(lambda: _upload().stage == "staging" and 0 < _upload().bytes_read < upload.size_bytes
+                              and _upload(), timeout=60, interval=0.005)
+    else:
+        checkpoint = wait_for(lambda: _upload().stage == "merging" and _upload(), timeout=60, interval=0.005)
+    workers[0].kill()
+    interrupted = _upload()
+    assert interrupted.status == "processing" and interrupted.stage == stage
+    assert interrupted.bytes_read >= checkpoint.bytes_read
+    assert catalogue() == {}, "nothing may be visible before the merge commits"
+
+    workers.append(WorkerProcess())
+    done = wait_for(lambda: _upload().status in ("completed", "failed") and _upload(), timeout=60, interval=0.1)
+    assert done.status == "completed", done.error
+    assert done.attempts == 2
+    expected = expected_from_csv(path)
+    assert (done.processed_rows, done.created, done.updated, done.failed_rows) == (60_000, len(expected), 0, 0)
+    assert catalogue() == expected
