@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Optional, TypeVar
 
 import pytest
 from nicegui import ui
@@ -17,6 +18,7 @@ from importer.models import Product, Upload, UploadStatus, utcnow
 
 pytestmark = pytest.mark.ui
 
+T = TypeVar("T")
 TEST_DATA = Path(__file__).parent.parent / "data"
 FINISHED = {status.value for status in (UploadStatus.completed, UploadStatus.completed_with_errors,
                                          UploadStatus.failed, UploadStatus.cancelled)}
@@ -34,33 +36,53 @@ async def _upload(user: User, filename: str, content: bytes) -> None:
     assert response.status_code == 200, response.text
 
 
+async def _eventually(check: Callable[[], Optional[T]], what: str, tries: int = 100) -> T:
+    """Poll until `check` gives something truthy: the page, its handlers and the worker all answer later."""
+    for _ in range(tries):
+        result = check()
+        if result:
+            return result
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{what} did not happen")
+
+
 def _history(user: User) -> ui.table:
     table = user.find(marker="history").elements.pop()
     assert isinstance(table, ui.table)
     return table
 
 
-async def _wait_until_finished(user: User, upload_id: int) -> Upload:
-    for _ in range(300):
-        with session_scope() as session:
-            upload = session.get(Upload, upload_id)
-            assert upload is not None
-            if upload.status in FINISHED:
-                return upload
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"upload {upload_id} did not finish: {upload.status} at {upload.stage}")
+def _card_line(user: User) -> str:
+    label = user.find(marker="import-line").elements.pop()
+    assert isinstance(label, ui.label)
+    return label.text
+
+
+async def _loaded_history(user: User) -> list[dict]:  # type: ignore[type-arg]
+    return await _eventually(lambda: _history(user).rows, "loading the history")
+
+
+def _finished_upload(upload_id: int) -> Optional[Upload]:
+    with session_scope() as session:
+        upload = session.get(Upload, upload_id)
+    assert upload is not None
+    return upload if upload.status in FINISHED else None
+
+
+async def _wait_until_finished(upload_id: int) -> Upload:
+    return await _eventually(lambda: _finished_upload(upload_id), f"finishing upload {upload_id}", tries=300)
+
+
+def _upload_ids() -> list[int]:
+    with session_scope() as session:
+        return [upload_id for upload_id in session.exec(select(Upload.id)).all() if upload_id is not None]
 
 
 async def _the_new_upload_id() -> int:
     """The upload handler runs after the POST has answered: wait for its row."""
-    for _ in range(50):
-        with session_scope() as session:
-            ids = session.exec(select(Upload.id)).all()
-        if ids:
-            assert len(ids) == 1 and ids[0] is not None, ids
-            return ids[0]
-        await asyncio.sleep(0.1)
-    raise AssertionError("the upload was not recorded")
+    ids = await _eventually(_upload_ids, "recording the upload")
+    assert len(ids) == 1, ids
+    return ids[0]
 
 
 def _add_upload(**fields: object) -> int:
@@ -79,9 +101,10 @@ async def test_an_uploaded_csv_is_imported_with_live_progress_and_a_summary(logg
 
     upload_id = await _the_new_upload_id()
     await user.should_see(marker=f"import-{upload_id}")
+    assert (await _wait_until_finished(upload_id)).created_by_id == admin["id"]
     summary = "999 products: 999 created, 0 updated, 1 duplicate merged / 0 rejected"
-    await user.should_see(summary, retries=300)
-    assert (await _wait_until_finished(user, upload_id)).created_by_id == admin["id"]
+    await _eventually(lambda: _card_line(user) == summary, "showing the summary on the import's card")
+    assert user.notify.contains(f"Import of products_1000.csv finished: {summary}")
     with session_scope() as session:
         assert session.exec(select(func.count()).select_from(Product)).one() == 999
     await user.should_see(marker="card-dismiss")
@@ -103,11 +126,6 @@ def _stored_files(data_dir: Path) -> set[Path]:
     return {path for path in (data_dir / "uploads").glob("**/*") if path.is_file()}
 
 
-def _upload_count() -> int:
-    with session_scope() as session:
-        return session.exec(select(func.count()).select_from(Upload)).one()
-
-
 OVERSIZED_CSV = b"sku,name\r\n" + b"sku-1,a name that repeats\r\n" * 50_000
 
 
@@ -123,7 +141,7 @@ async def test_a_file_declared_over_the_limit_is_refused_before_it_is_spooled(
     assert response.json() == {"detail": "The file is over the 1 MB upload limit."}
     user.find(marker="uploader").trigger("failed")
     assert user.notify.contains("The upload did not go through")
-    assert _upload_count() == 0
+    assert _upload_ids() == []
 
 
 async def test_a_file_over_the_limit_without_a_declared_length_is_refused_while_stored(
@@ -143,13 +161,8 @@ async def test_a_file_over_the_limit_without_a_declared_length_is_refused_while_
     response = await user.http_client.post(url, content=chunked(),
                                            headers={"content-type": f"multipart/form-data; boundary={boundary}"})
     assert response.status_code == 200
-    for _ in range(50):
-        if user.notify.messages:
-            break
-        await asyncio.sleep(0.1)
-    assert user.notify.contains("huge.csv was not stored: The file is over the 1 MB upload limit."), \
-        user.notify.messages
-    assert _upload_count() == 0
+    await user.should_see("huge.csv was not stored: The file is over the 1 MB upload limit.", retries=50)
+    assert _upload_ids() == []
     assert _stored_files(data_dir) == files_before
 
 
@@ -159,18 +172,11 @@ async def test_the_history_is_paginated_on_the_server_newest_first(logged_in_use
     user = logged_in_user
     await _open_imports(user)
 
-    for _ in range(30):
-        if _history(user).rows:
-            break
-        await asyncio.sleep(0.1)
+    assert [row["id"] for row in await _loaded_history(user)] == ids[::-1][:10]
     table = _history(user)
-    assert [row["id"] for row in table.rows] == ids[::-1][:10]
     assert table.pagination["rowsNumber"] == 12
     user.find(marker="history").trigger("request", {"pagination": {"page": 2, "rowsPerPage": 10}})
-    for _ in range(30):
-        if len(table.rows) == 2:
-            break
-        await asyncio.sleep(0.1)
+    await _eventually(lambda: len(table.rows) == 2, "showing page 2")
     assert [row["filename"] for row in table.rows] == ["file-01.csv", "file-00.csv"]
     assert table.pagination == {"page": 2, "rowsPerPage": 10, "rowsNumber": 12}
 
@@ -208,16 +214,13 @@ async def test_a_failed_import_can_be_retried_to_completion(logged_in_user: User
                             status=UploadStatus.failed.value, error="The worker stopped.", finished_at=utcnow())
     user = logged_in_user
     await _open_imports(user)
-    for _ in range(30):
-        if _history(user).rows:
-            break
-        await asyncio.sleep(0.1)
-    assert _history(user).rows[0]["can_retry"]
+    assert (await _loaded_history(user))[0]["can_retry"]
 
     user.find(marker="history").trigger("retry", upload_id)
-    await user.should_see("100 products: 100 created, 0 updated, 0 duplicates merged / 0 rejected", retries=300)
-    assert (await _wait_until_finished(user, upload_id)).status == "completed"
-    assert user.notify.contains("retry-me.csv is queued again")
+    await user.should_see("retry-me.csv is queued again.")
+    assert (await _wait_until_finished(upload_id)).status == "completed"
+    summary = "100 products: 100 created, 0 updated, 0 duplicates merged / 0 rejected"
+    await _eventually(lambda: _card_line(user) == summary, "showing the summary on the import's card")
 
 
 async def test_details_show_what_was_detected_and_the_rejected_rows(logged_in_user: User) -> None:
@@ -229,7 +232,7 @@ async def test_details_show_what_was_detected_and_the_rejected_rows(logged_in_us
     await _open_imports(user)
     await _upload(user, "semicolons.csv", content)
     upload_id = await _the_new_upload_id()
-    upload = await _wait_until_finished(user, upload_id)
+    upload = await _wait_until_finished(upload_id)
     assert (upload.status, upload.encoding, upload.delimiter) == ("completed_with_errors", "cp1252", ";")
     await user.should_see("1 product: 1 created", retries=30)
 
@@ -255,7 +258,7 @@ async def test_a_failed_import_explains_itself(logged_in_user: User) -> None:
     await _open_imports(user)
     await _upload(user, "no-sku.csv", b"name,description\r\nA thing,with no sku\r\n")
     upload_id = await _the_new_upload_id()
-    upload = await _wait_until_finished(user, upload_id)
+    upload = await _wait_until_finished(upload_id)
     assert upload.status == "failed" and upload.error
 
     await user.should_see(f"Failed: {upload.error}", retries=30)
