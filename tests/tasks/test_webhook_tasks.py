@@ -103,3 +103,23 @@ def test_slow_receivers_do_not_hold_the_queue(worker, receivers, webhook_setting
     assert not release.is_set()
     release.set()
     wait_until(lambda: {d.status for d in deliveries()} == {"succeeded"}, message="the held deliveries to finish")
+
+
+def test_an_import_sends_one_summary_event(worker, receivers) -> None:  # noqa: F811
+    from pathlib import Path
+
+    from importer import jobs
+    from tasks.imports import enqueue_import
+
+    everything, imports = receivers(), receivers()
+    make_webhook(everything.url)
+    make_webhook(imports.url, EventType.product_imported)
+    with session_scope() as session:
+        upload = jobs.import_local_file(session, Path(__file__).parents[1] / "data" / "products_100.csv", user_id=None)
+    enqueue_import(upload.id)
+    (summary,) = imports.wait_for(1)
+    assert summary.json["type"] == "product_imported"
+    assert summary.json["data"]["upload_id"] == upload.id and summary.json["data"]["created"] == 100
+    wait_until(lambda: len(deliveries()) == 2 and {d.status for d in deliveries()} == {"succeeded"},
+               message="both deliveries to succeed")
+    assert [r.json["type"] for r in everything.received] == ["product_imported"]  # never one event per row
