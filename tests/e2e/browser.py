@@ -117,14 +117,17 @@ class Browser:
                              ignored_exceptions=(StaleElementReferenceException,)).until(
             condition, f"timed out after {seconds} s waiting for {what}")
 
+    def visible_with_text(self, text: str) -> list[WebElement]:
+        """Innermost visible elements whose text contains `text` (NiceGUI's page data script excluded)."""
+        xpath = (f"//body//*[not(self::script)][contains(normalize-space(.), {literal(text)}) "
+                 f"and not(*[contains(normalize-space(.), {literal(text)})])]")
+        return [element for element in self.driver.find_elements(By.XPATH, xpath) if element.is_displayed()]
+
     def wait_for_text(self, text: str, seconds: float = WAIT_SECONDS) -> WebElement:
-        """The innermost visible element whose text contains `text`."""
-        xpath = f"//*[contains(normalize-space(.), {literal(text)}) and not(*[contains(normalize-space(.), {literal(text)})])]"
-        return self.wait(expected_conditions.visibility_of_element_located((By.XPATH, xpath)), repr(text), seconds)
+        return self.wait(lambda _: next(iter(self.visible_with_text(text)), None), repr(text), seconds)
 
     def wait_until_gone(self, text: str, seconds: float = WAIT_SECONDS) -> None:
-        xpath = f"//*[contains(normalize-space(.), {literal(text)})]"
-        self.wait(expected_conditions.invisibility_of_element_located((By.XPATH, xpath)), f"{text!r} to go", seconds)
+        self.wait(lambda _: not self.visible_with_text(text), f"{text!r} to go", seconds)
 
     def page_text(self) -> str:
         return self.driver.find_element(By.TAG_NAME, "body").text
@@ -149,6 +152,11 @@ class Browser:
         xpath = (f"{within}//button[.//span[contains(@class, 'block') and normalize-space(.)={literal(caption)}] "
                  f"or @aria-label={literal(caption)} or @title={literal(caption)}]")
         return self.wait(expected_conditions.element_to_be_clickable((By.XPATH, xpath)), f"button {caption!r}")
+
+    def icon_button(self, icon: str, within: str = "") -> WebElement:
+        """An icon-only button, by its Material icon name (the icon font's ligature text)."""
+        xpath = f"{within}//button[.//i[contains(@class, 'q-icon') and normalize-space(.)={literal(icon)}]]"
+        return self.wait(expected_conditions.element_to_be_clickable((By.XPATH, xpath)), f"the {icon!r} button")
 
     def click_button(self, caption: str, within: str = "") -> None:
         self.click(self.button(caption, within))

@@ -28,6 +28,7 @@ from tests.e2e.browser import Browser
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+TEST_DATA = PROJECT_ROOT / "tests" / "data"
 E2E_USER = "e2e-admin"
 E2E_PASSWORD = "e2e-correct-horse"
 SERVER_START_SECONDS = 60
@@ -151,11 +152,47 @@ def api(live_server: LiveServer, api_token: str) -> Iterator[requests.Session]:
         yield session
 
 
+FINISHED = {"completed", "completed_with_errors", "failed", "cancelled"}
+IMPORT_SECONDS = 120
+
+
+def wait_for_upload(api: requests.Session, url: str, upload_id: int) -> dict:
+    deadline = time.monotonic() + IMPORT_SECONDS
+    while time.monotonic() < deadline:
+        upload = api.get(f"{url}/api/uploads/{upload_id}/", timeout=10).json()
+        if upload["status"] in FINISHED:
+            return upload
+        time.sleep(0.2)
+    pytest.fail(f"upload {upload_id} did not finish within {IMPORT_SECONDS} s")
+
+
+def import_through_api(api: requests.Session, url: str, path: Path) -> dict:
+    """Set-up beside the browser: import a file over REST and wait for the outcome."""
+    with path.open("rb") as handle:
+        response = api.post(f"{url}/api/uploads/", files={"file": (path.name, handle, "text/csv")}, timeout=60)
+    assert response.status_code == 202, response.text
+    return wait_for_upload(api, url, response.json()["id"])
+
+
+def product_count(api: requests.Session, url: str, **filters: str) -> int:
+    response = api.get(f"{url}/api/products/", params={**filters, "page_size": 1}, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()["count"]
+
+
 @pytest.fixture
 def empty_catalogue(live_server: LiveServer, api: requests.Session) -> None:
     """The server lives for the session: tests that count products start from none."""
     response = api.delete(f"{live_server.url}/api/products/bulk-delete/", timeout=60)
     assert response.status_code == 200, response.text
+
+
+@pytest.fixture
+def catalogue_1000(empty_catalogue: None, live_server: LiveServer, api: requests.Session) -> None:
+    """The 999 products of the reference file's first 1000 rows (one SKU repeats)."""
+    upload = import_through_api(api, live_server.url, TEST_DATA / "products_1000.csv")
+    assert upload["status"] == "completed", upload
+    assert product_count(api, live_server.url) == 999
 
 
 @pytest.fixture
