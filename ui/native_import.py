@@ -54,7 +54,8 @@ async def choose_local_file() -> Optional[Path]:
     window = app.native.main_window
     if window is None:
         raise RuntimeError("the system file dialog exists only in the desktop window (--native)")
-    chosen = await window.create_file_dialog(webview.FileDialog.OPEN, file_types=CSV_FILE_TYPES)
+    chosen = await window.create_file_dialog(webview.FileDialog.OPEN, directory=str(Path.home()),
+                                             file_types=CSV_FILE_TYPES)
     return Path(chosen[0]) if chosen else None
 
 
@@ -62,7 +63,11 @@ def import_path(source: Path, user_id: int) -> Upload:
     """Copy the file into DATA_DIR, record the upload, then queue it (after the commit)."""
     with session_scope() as session:
         upload = import_local_file(session, source, user_id=user_id)
-    enqueue_import(upload.id)
+    assert upload.id is not None
+    try:
+        enqueue_import(upload.id)
+    except Exception as exc:  # noqa: BLE001 - any queue failure: the upload is stored, the reaper queues it later
+        log.warning("could not queue upload %s: %s", upload.id, exc)
     return upload
 
 
