@@ -62,15 +62,19 @@ def _fields_per_row(data: bytes, delimiter: str) -> np.ndarray | None:
     disagree with pandas' own totals, which sends the chunk to the exact reader too.
     """
     octets = np.frombuffer(data, dtype=np.uint8)
-    outside = (np.cumsum(octets == QUOTE, dtype=np.uint8) & 1) == 0
-    line_ends = np.flatnonzero((octets == NEWLINE) & outside)
+    quotes = np.flatnonzero(octets == QUOTE)
+
+    def outside(positions: np.ndarray) -> np.ndarray:
+        return positions[(np.searchsorted(quotes, positions) & 1) == 0]
+
+    line_ends = outside(np.flatnonzero(octets == NEWLINE))
     if len(line_ends) == 0 or line_ends[-1] != len(octets) - 1:
         line_ends = np.append(line_ends, len(octets))
     starts = np.concatenate(([0], line_ends[:-1] + 1))
     lengths = line_ends - starts - ((line_ends > starts) & (octets[np.maximum(line_ends - 1, 0)] == CARRIAGE_RETURN))
     if (lengths <= 0).any():
         return None
-    separators = np.flatnonzero((octets == ord(delimiter)) & outside)
+    separators = outside(np.flatnonzero(octets == ord(delimiter)))
     return np.bincount(np.searchsorted(line_ends, separators), minlength=len(line_ends)) + 1
 
 
