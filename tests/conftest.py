@@ -178,6 +178,10 @@ def worker() -> Iterator[None]:
     consumer = start_embedded_consumer(workers=2)
     yield
     stop_embedded_consumer(consumer)
+    # Huey's threads only see the stop flag between tasks; one still waiting on the queue
+    # would otherwise take the next test's first task, as if a worker were running.
+    for thread in [consumer.scheduler, *(thread for _, thread in consumer.worker_threads)]:
+        thread.join(timeout=15)
 
 
 @pytest.fixture
