@@ -15,7 +15,14 @@ from sqlmodel import Session
 
 from importer.db import session_scope
 from importer.errors import ImporterError
-from importer.models import EventType, WebhookCreate, WebhookDeliveryPublic, WebhookPublic, WebhookUpdate
+from importer.models import (
+    EventType,
+    WebhookCreate,
+    WebhookDeliveryPublic,
+    WebhookPublic,
+    WebhookTestResult,
+    WebhookUpdate,
+)
 from importer.webhooks import delivery, service
 from ui.frame import app_page
 
@@ -108,7 +115,7 @@ def _show_secret(webhook: WebhookPublic, title: str) -> None:
     dialog.open()
 
 
-def describe_test(result: Any) -> str:
+def describe_test(result: WebhookTestResult) -> str:
     if result.ok:
         return f"Test delivered: HTTP {result.status_code} in {_millis(result.response_time_ms)}"
     timing = f" after {_millis(result.response_time_ms)}" if result.status_code is not None else ""
