@@ -45,6 +45,12 @@ colours = {image.pixel(x, y) for x in range(0, image.width(), step) for y in ran
 print(len(colours))
 """
 
+BAR_DRAWN_FULL = """(() => {
+    const bar = document.querySelector('.q-linear-progress');
+    const model = bar?.querySelector('.q-linear-progress__model');
+    return !!model && model.getBoundingClientRect().width / bar.getBoundingClientRect().width > 0.999;
+})()"""
+
 
 def wait_for(predicate: Any, what: str, seconds: float = WINDOW_SECONDS) -> Any:
     deadline = time.monotonic() + seconds
@@ -228,6 +234,7 @@ def test_choose_file_imports_from_the_system_dialog(native_app: NativeApp, tmp_p
     xdotool(native_app.display, "key", "Return")
 
     page.wait_for_text("100 created")
+    wait_for(lambda: page.evaluate(BAR_DRAWN_FULL), "the progress bar to be drawn full")
     screenshot(native_app.display, "native_import_done")
     stored = list((native_app.data_dir / "uploads").rglob("*"))
     assert any(path.is_file() and path.stat().st_size == source.stat().st_size for path in stored), stored
