@@ -36,6 +36,13 @@ STATUS_LOOK = {
 }
 RUNNING = {UploadStatus.pending.value, UploadStatus.processing.value}
 RETRYABLE = {UploadStatus.failed.value, UploadStatus.cancelled.value}
+STAGE_LABELS = {
+    "queued": "waiting in the queue",
+    "reading": "reading the header",
+    "staging": "reading and checking rows",
+    "merging": "applying to the catalogue",
+    "done": "done",
+}
 DELIMITER_NAMES = {",": "comma (,)", ";": "semicolon (;)", "\t": "tab", "|": "pipe (|)"}
 
 
@@ -201,19 +208,27 @@ class ImportCard:
     def show(self, progress: ImportProgress) -> None:
         upload = progress.upload
         label, color, icon = _status_look(upload.status)
-        percent = 100.0 if upload.status == UploadStatus.completed.value else upload.progress
         self.icon.props(f'name="{icon}" color="{color}"')
         self.badge.set_text(label)
         self.badge.props(f'color="{color}"')
-        self.bar.set_value(percent / 100)
+        self.bar.set_value(upload.progress / 100)
         self.bar.props(f'color="{color}"')
-        self.percent.set_text(f"{percent:.0f}%")
-        self.stage.set_text(f"Stage: {upload.stage.replace('_', ' ')}")
-        self.counts.set_text(f"{upload.created:,} created · {upload.updated:,} updated · "
+        self.percent.set_text(f"{upload.progress:.0f}%")
+        self._show_stage(upload, progress.is_finished)
+        unchanged = f" · {upload.unchanged:,} unchanged" if upload.unchanged else ""
+        self.counts.set_text(f"{upload.created:,} created · {upload.updated:,} updated{unchanged} · "
                              f"{upload.failed_rows:,} rejected")
         self.line.set_text(progress.describe())
         self.cancel_button.set_visibility(not progress.is_finished)
         self.dismiss_button.set_visibility(progress.is_finished)
+
+    def _show_stage(self, upload: Upload, is_finished: bool) -> None:
+        stage = STAGE_LABELS.get(upload.stage, upload.stage.replace("_", " "))
+        self.stage.set_text(f"Stage: {'cancelling…' if upload.cancel_requested and not is_finished else stage}")
+        if upload.stage == "merging":  # one transaction: the percent stands still until it commits
+            self.bar.props("stripe")
+        else:
+            self.bar.props(remove="stripe")
 
 
 class UploadHistory:
@@ -389,7 +404,6 @@ def _upload_card(user_id: Optional[int], on_stored: Callable[[Upload], Awaitable
     settings = get_settings()
 
     async def received(event: events.UploadEventArguments) -> None:
-        uploader.reset()
         upload = await store_and_queue(event.file, user_id)
         if upload is not None:
             ui.notify(f"{upload.filename} uploaded; its import has started.", type="positive")
@@ -405,8 +419,8 @@ def _upload_card(user_id: Optional[int], on_stored: Callable[[Upload], Awaitable
 
     def failed() -> None:
         uploader.reset()
-        ui.notify(f"The upload did not go through: the server refused it or the connection dropped. Files may be "
-                  f"up to {settings.max_upload_mb:,} MB.", type="negative", multi_line=True)
+        ui.notify(f"The upload did not go through: it was stopped, the server refused it or the connection "
+                  f"dropped. Files may be up to {settings.max_upload_mb:,} MB.", type="negative", multi_line=True)
 
     with ui.card().classes("w-full gap-2"):
         ui.label("Import products from a CSV file").classes("text-lg font-medium")
@@ -421,6 +435,7 @@ def _upload_card(user_id: Optional[int], on_stored: Callable[[Upload], Awaitable
                              on_upload=received, on_rejected=rejected)
         uploader.props('accept=".csv,.txt,.tsv,text/csv,text/plain" flat bordered color=primary')
         uploader.classes("w-full").mark("uploader")
+        uploader.on("uploaded", uploader.reset, args=[])
         uploader.on("failed", failed, args=[])
 
 
