@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from python_multipart.multipart import MultipartParser, parse_options_header
+from sqlmodel import Session
 
 from api.deps import CurrentUser, SessionDep
 from api.pagination import Page, page_links
@@ -103,16 +104,17 @@ def _public(upload) -> UploadPublic:  # type: ignore[no-untyped-def]
     return UploadPublic.model_validate(upload)
 
 
-def _create(filename: str, stored: jobs.StoredFile, user_id: int) -> UploadPublic:
-    with session_scope() as session:
-        upload = jobs.create_upload(session, filename=filename, stored_path=stored.path,
-                                    size_bytes=stored.size_bytes, user_id=user_id)
+def _create(session: Session, filename: str, stored: jobs.StoredFile, user_id: int) -> UploadPublic:
+    """In the request's own session: on SQLite a second writer would wait for it (it may hold a write)."""
+    upload = jobs.create_upload(session, filename=filename, stored_path=stored.path,
+                                size_bytes=stored.size_bytes, user_id=user_id)
+    session.commit()
     enqueue_import(upload.id)  # type: ignore[arg-type]
     return _public(upload)
 
 
 @router.post("/", status_code=202, response_model=UploadPublic)
-async def create_upload(request: Request, user: CurrentUser) -> UploadPublic | JSONResponse:
+async def create_upload(request: Request, session: SessionDep, user: CurrentUser) -> UploadPublic | JSONResponse:
     settings = get_settings()
     length = request.headers.get("content-length", "")
     too_large = JSONResponse({"detail": f"The file is over the {settings.max_upload_mb:,} MB upload limit."},
@@ -125,7 +127,7 @@ async def create_upload(request: Request, user: CurrentUser) -> UploadPublic | J
         stored = await jobs.astore_upload(part.chunks(), filename)
     except jobs.UploadTooLarge:
         return too_large
-    return await run_in_threadpool(_create, filename, stored, user.id)  # type: ignore[arg-type]
+    return await run_in_threadpool(_create, session, filename, stored, user.id)  # type: ignore[arg-type]
 
 
 @router.get("/", response_model=Page[UploadPublic])
@@ -148,12 +150,11 @@ def get_upload(upload_id: int, session: SessionDep, _: CurrentUser) -> UploadPub
 
 
 @router.post("/{upload_id}/cancel/", response_model=UploadPublic)
-async def cancel_upload(upload_id: int, _: CurrentUser) -> UploadPublic:
+async def cancel_upload(upload_id: int, session: SessionDep, _: CurrentUser) -> UploadPublic:
     """Answers once the worker has stopped (within a few seconds) or with the cancel still pending."""
 
     def cancel() -> UploadPublic:
-        with session_scope() as session:
-            return _public(jobs.request_cancel(session, upload_id))
+        return _public(jobs.request_cancel(session, upload_id))
 
     def current() -> UploadPublic:
         with session_scope() as session:
