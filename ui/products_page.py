@@ -50,7 +50,7 @@ DESCRIPTION_CELL = """
 <q-td :props="props" :title="props.value">{{ props.value }}</q-td>
 """
 ACTIONS_CELL = """
-<q-td :props="props" auto-width>
+<q-td :props="props" auto-width class="text-no-wrap">
   <q-btn flat round dense icon="edit" @click="$parent.$emit('edit', props.row)"><q-tooltip>Edit</q-tooltip></q-btn>
   <q-btn flat round dense icon="delete" color="negative" @click="$parent.$emit('delete', props.row)">
     <q-tooltip>Delete</q-tooltip>
@@ -270,8 +270,9 @@ class ProductsView:
         empty_catalogue = count == 0 and not self.filters.any
         self.empty_state.set_visibility(empty_catalogue)
         self.table.set_visibility(not empty_catalogue)
-        noun = "product" if count == 1 else "products"
-        self.summary.text = f"{count:,} {noun}" + (" match the filters" if self.filters.any else "")
+        counted = f"{count:,} product" if count == 1 else f"{count:,} products"
+        verb = "matches" if count == 1 else "match"
+        self.summary.text = f"{counted} {verb} the filters" if self.filters.any else counted
 
     def ask_delete(self, row: dict[str, Any]) -> None:
         async def delete() -> None:

@@ -175,7 +175,7 @@ async def test_delete_all_says_how_many_and_asks_first(logged_in_user: User) -> 
     _add(12)
     await _open(logged_in_user)
     logged_in_user.find(marker="filter-sku").type("SKU-001")
-    await logged_in_user.should_see("1 product match the filters")
+    await logged_in_user.should_see("1 product matches the filters")
     logged_in_user.find(marker="delete-all").click()
     await logged_in_user.should_see("All 12 products will be deleted, whatever the filters show. This cannot be undone.")
     logged_in_user.find(marker="confirm-yes").click()
