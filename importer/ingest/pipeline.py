@@ -87,7 +87,7 @@ def _save(session: Session, upload_id: int, token: int, **values: Any) -> None:
 
 def _restart_staging(upload: Upload, token: int, layout: CsvLayout) -> None:
     with session_scope() as session:
-        _backend().create_staging(session.connection(), backends.staging_table(upload.id))  # type: ignore[arg-type]
+        backends.create_staging(session.connection(), backends.staging_table(upload.id))  # type: ignore[arg-type]
         session.execute(delete(UploadError).where(UploadError.upload_id == upload.id))
         _save(session, upload.id, token, stage="staging", progress=0.0, encoding=layout.encoding,  # type: ignore[arg-type]
               delimiter=layout.delimiter, ignored_columns=list(layout.ignored), has_active_column=layout.has_active,
@@ -99,7 +99,7 @@ def _resumable(upload: Upload) -> bool:
     if upload.stage not in ("staging", "merging") or not upload.bytes_read:
         return False
     with get_engine().connect() as connection:
-        return _backend().count_staged(connection, backends.staging_table(upload.id)) == upload.staged_rows  # type: ignore[arg-type]
+        return backends.count_staged(connection, backends.staging_table(upload.id)) == upload.staged_rows  # type: ignore[arg-type]
 
 
 def _prepare(upload: Upload, token: int, encoding: str | None = None) -> CsvLayout:
@@ -221,7 +221,7 @@ def _cleanup(upload_id: int, analyze: bool = False) -> None:
     backend = _backend()
     try:
         with get_engine().begin() as connection:
-            backend.drop_staging(connection, backends.staging_table(upload_id))
+            backends.drop_staging(connection, backends.staging_table(upload_id))
         if analyze:
             with get_engine().begin() as connection:
                 backend.after_merge(connection)

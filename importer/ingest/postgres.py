@@ -19,27 +19,10 @@ from importer.ingest.backend import MergeCounts
 MERGE_LOCK_KEY = 742_001  # pg_advisory_xact_lock key that serialises merges across workers
 _TEXT_COLUMNS = ("sku", "sku_key", "name", "description")
 _ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
+STAGING_COLUMNS = ("UNLOGGED TABLE {table} (rownum bigint NOT NULL, sku text NOT NULL, sku_key text NOT NULL, "
+                   "name text NOT NULL, description text NOT NULL, is_active boolean)")
 _ACTIVE = {True: "t", False: "f", None: "\\N"}
 HEARTBEAT_DURING_MERGE = True
-
-
-def create_staging(connection: Connection, table: str) -> None:
-    connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
-    connection.execute(text(
-        f"CREATE UNLOGGED TABLE {table} (rownum bigint NOT NULL, sku text NOT NULL, sku_key text NOT NULL, "
-        "name text NOT NULL, description text NOT NULL, is_active boolean)"))
-
-
-def drop_staging(connection: Connection, table: str) -> None:
-    connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
-
-
-def count_staged(connection: Connection, table: str) -> int | None:
-    """None when the table is gone (an unlogged table is emptied by a PostgreSQL crash, not dropped)."""
-    exists = connection.execute(text("SELECT to_regclass(:name)"), {"name": table}).scalar()
-    if exists is None:
-        return None
-    return int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
 
 
 def _escaped(values: list[str]) -> list[str]:

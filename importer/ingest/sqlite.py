@@ -15,26 +15,9 @@ from sqlalchemy.engine import Connection
 from importer.ingest.backend import MergeCounts
 from importer.models import utcnow
 
+STAGING_COLUMNS = ("TABLE {table} (rownum INTEGER PRIMARY KEY, sku TEXT NOT NULL, sku_key TEXT NOT NULL, "
+                   "name TEXT NOT NULL, description TEXT NOT NULL, is_active BOOLEAN)")
 HEARTBEAT_DURING_MERGE = False  # the merge holds SQLite's only write lock; a heartbeat would wait for it
-
-
-def create_staging(connection: Connection, table: str) -> None:
-    connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
-    connection.execute(text(
-        f"CREATE TABLE {table} (rownum INTEGER PRIMARY KEY, sku TEXT NOT NULL, sku_key TEXT NOT NULL, "
-        "name TEXT NOT NULL, description TEXT NOT NULL, is_active BOOLEAN)"))
-
-
-def drop_staging(connection: Connection, table: str) -> None:
-    connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
-
-
-def count_staged(connection: Connection, table: str) -> int | None:
-    exists = connection.execute(text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name"),
-                                {"name": table}).first()
-    if exists is None:
-        return None
-    return int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
 
 
 def stage(connection: Connection, table: str, rows: pd.DataFrame) -> None:
