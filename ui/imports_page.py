@@ -100,11 +100,22 @@ def cancel_import(upload_id: int, filename: str) -> None:
             "Cancel import", cancel)
 
 
+async def queue_import(upload: Upload) -> None:
+    """Queue a committed upload; if the queue is down, the reaper queues pending uploads once it is back."""
+    assert upload.id is not None
+    try:
+        await run.io_bound(enqueue_import, upload.id)
+    except Exception as exc:  # noqa: BLE001 - any queue failure: Redis or the SQLite queue file
+        log.warning("could not queue upload %s: %s", upload.id, exc)
+        ui.notify(f"{upload.filename} is saved, but the queue did not answer; its import will start as soon as "
+                  "a worker can reach it.", type="warning", multi_line=True)
+
+
 async def retry_import(upload_id: int, on_queued: Callable[[Upload], Awaitable[None]]) -> None:
     upload = await in_database("Could not retry the import", lambda s: jobs.requeue(s, upload_id))
     if upload is None:
         return
-    enqueue_import(upload_id)
+    await queue_import(upload)
     ui.notify(f"{upload.filename} is queued again.", type="info")
     await on_queued(upload)
 
@@ -231,6 +242,9 @@ class ImportCard:
             self.bar.props(remove="stripe")
 
 
+NUMBER = "value => value == null ? '—' : value.toLocaleString()"
+
+
 class UploadHistory:
     """Every upload, newest first, one page at a time from the server."""
 
@@ -238,9 +252,11 @@ class UploadHistory:
         {"name": "filename", "label": "File", "field": "filename", "align": "left",
          "classes": "ellipsis max-w-[16rem]", "headerClasses": "max-w-[16rem]"},
         {"name": "status", "label": "Status", "field": "status_label", "align": "left"},
-        {"name": "created", "label": "Created", "field": "created", "align": "right"},
-        {"name": "updated", "label": "Updated", "field": "updated", "align": "right"},
-        {"name": "failed_rows", "label": "Rejected", "field": "failed_rows", "align": "right"},
+        {"name": "total_rows", "label": "Rows", "field": "total_rows", "align": "right", ":format": NUMBER,
+         "classes": "gt-sm", "headerClasses": "gt-sm"},
+        {"name": "created", "label": "Created", "field": "created", "align": "right", ":format": NUMBER},
+        {"name": "updated", "label": "Updated", "field": "updated", "align": "right", ":format": NUMBER},
+        {"name": "failed_rows", "label": "Rejected", "field": "failed_rows", "align": "right", ":format": NUMBER},
         {"name": "duration", "label": "Duration", "field": "duration", "align": "right",
          "classes": "gt-sm", "headerClasses": "gt-sm"},
         {"name": "started", "label": "Started", "field": "started", "align": "left",
@@ -390,13 +406,7 @@ async def store_and_queue(file: ui.upload.FileUpload, user_id: Optional[int]) ->
     if upload is None:
         stored.path.unlink(missing_ok=True)
         return None
-    assert upload.id is not None
-    try:
-        await run.io_bound(enqueue_import, upload.id)
-    except Exception as exc:  # noqa: BLE001 - any queue failure; the reaper queues pending uploads later
-        log.warning("could not queue upload %s: %s", upload.id, exc)
-        ui.notify(f"{upload.filename} is stored, but the queue did not answer; the import will start as soon as "
-                  "a worker can reach it.", type="warning", multi_line=True)
+    await queue_import(upload)
     return upload
 
 
