@@ -16,7 +16,6 @@ from importer import auth
 from importer.db import get_engine, session_scope
 from importer.models import Upload, UploadStatus, utcnow
 
-pytestmark = pytest.mark.ui
 QUEUE_THREADS = re.compile(r"^(Worker-\d+|Scheduler)$")
 
 
@@ -47,6 +46,7 @@ async def _wait_for_notification(user: User, text: str) -> None:
     raise AssertionError(f"no notification containing {text!r}; got {user.notify.messages}")
 
 
+@pytest.mark.ui
 async def test_an_import_finishing_while_the_user_is_on_another_page_is_announced(
         logged_in_user: User, admin: dict) -> None:  # type: ignore[type-arg]
     from ui.import_progress import monitor
@@ -62,6 +62,7 @@ async def test_an_import_finishing_while_the_user_is_on_another_page_is_announce
     assert monitor.running() == []
 
 
+@pytest.mark.ui
 async def test_an_import_that_starts_and_fails_between_two_polls_is_announced_once(
         logged_in_user: User, admin: dict) -> None:  # type: ignore[type-arg]
     from ui.import_progress import monitor
@@ -75,6 +76,7 @@ async def test_an_import_that_starts_and_fails_between_two_polls_is_announced_on
     assert sum("broken.csv" in message for message in logged_in_user.notify.messages) == 1
 
 
+@pytest.mark.ui
 async def test_other_users_imports_are_not_announced(logged_in_user: User, admin: dict) -> None:  # type: ignore[type-arg]
     from ui.import_progress import monitor
 
@@ -105,6 +107,7 @@ def _upload_queries() -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
+@pytest.mark.ui
 async def test_many_open_pages_share_one_query_per_poll(logged_in_user: User, admin: dict,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[type-arg]
     from ui.import_progress import monitor
@@ -122,3 +125,30 @@ async def test_many_open_pages_share_one_query_per_poll(logged_in_user: User, ad
         await monitor.poll()
     assert len(reads) >= 1  # the app's own timer may poll as well while the test does
     assert len(statements) == len(reads)
+
+
+async def test_the_poller_reports_running_imports_and_each_finish_once_on_both_backends(
+        admin: dict) -> None:  # type: ignore[type-arg]
+    """No browser here: the poller's own queries, on SQLite and on PostgreSQL."""
+    from ui.import_progress import ImportMonitor
+
+    monitor = ImportMonitor()
+    changes: list[list[int]] = []
+    finished: list[int] = []
+    monitor.changed.subscribe(lambda progress: changes.append(sorted(item.upload_id for item in progress)))
+    monitor.finished.subscribe(lambda progress: finished.append(progress.upload_id))
+    old = _add_upload(admin["id"], status=UploadStatus.completed.value, finished_at=utcnow())
+    await monitor.poll()
+    assert (changes, finished) == ([], [])
+
+    running = _add_upload(admin["id"], status=UploadStatus.processing.value, started_at=utcnow(), progress=20)
+    quick = _add_upload(admin["id"], status=UploadStatus.failed.value, finished_at=utcnow(), error="No 'sku' column.")
+    await monitor.poll()
+    assert [item.upload_id for item in monitor.running()] == [running]
+    assert (changes[-1], finished) == ([running, quick], [quick])
+
+    _finish(running, status=UploadStatus.completed.value, progress=100)
+    await monitor.poll()
+    await monitor.poll()
+    assert finished == [quick, running]
+    assert monitor.running() == [] and old not in finished
