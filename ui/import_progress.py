@@ -105,12 +105,18 @@ class ImportProgress:
 
 
 class _RateWindow:
-    """Recent (time, rows, percent) samples of one upload: speed and time left from real movement."""
+    """Recent (time, rows, percent) samples of one upload: speed and time left from real movement.
+
+    Only staging moves row by row; the merge is one transaction with no honest estimate.
+    """
 
     def __init__(self) -> None:
         self._samples: deque[tuple[float, int, float]] = deque()
 
     def add(self, upload: Upload) -> tuple[Optional[float], Optional[float]]:
+        if upload.stage != "staging":
+            self._samples.clear()
+            return None, None
         now = time.monotonic()
         self._samples.append((now, upload.processed_rows, upload.progress))
         while len(self._samples) > 2 and now - self._samples[0][0] > RATE_WINDOW_SECONDS:
