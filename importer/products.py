@@ -272,13 +272,17 @@ def create_product(session: Session, data: ProductCreate) -> Product:
 
 
 def update_product(session: Session, product_id: int, data: ProductUpdate, *, partial: bool) -> Product:
-    """PUT (partial=False) needs every required field; PATCH changes only what it names."""
-    changes = data.model_dump(exclude_unset=partial, exclude_none=partial)
-    if not partial:
-        missing = [name for name in ("sku", "name") if changes.get(name) is None]
-        if missing:
-            raise InvalidInput(f"{missing[0]}: field required")
-        changes = {key: value for key, value in changes.items() if value is not None}
+    """PUT (partial=False) needs every required field; PATCH changes only what it names.
+
+    An explicit null is refused rather than ignored, so a client never believes it cleared a field.
+    """
+    changes = data.model_dump(exclude_unset=True)
+    null = next((key for key, value in changes.items() if value is None), None)
+    if null:
+        raise InvalidInput(f"{null}: must not be null")
+    missing = [] if partial else [name for name in ("sku", "name") if name not in changes]
+    if missing:
+        raise InvalidInput(f"{missing[0]}: field required")
     product = get_product(session, product_id)
     if "sku" in changes:
         _ensure_sku_free(session, changes["sku"], except_id=product.id)

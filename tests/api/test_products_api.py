@@ -95,6 +95,10 @@ def test_put_replaces_and_patch_changes_only_what_it_names(client: TestClient) -
 
     assert client.put(url, json={"name": "No SKU"}).status_code == 422
     assert client.patch(url, json={"name": ""}).status_code == 422
+    for field in ("sku", "name", "description", "is_active"):
+        response = client.patch(url, json={field: None})
+        assert (response.status_code, response.json()) == (422, {"detail": f"{field}: must not be null"})
+    assert client.patch(url, json={}).json()["name"] == "Put"
 
 
 def test_update_into_another_sku_is_409(client: TestClient) -> None:
