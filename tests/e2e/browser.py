@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -46,10 +47,12 @@ class Browser:
     driver: webdriver.Chrome
     base_url: str
     downloads: Path
+    screenshot_prefix: Path
     console_errors: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def start(cls, chromium: str, chromedriver: str, base_url: str, profile: Path, downloads: Path) -> Browser:
+    def start(cls, chromium: str, chromedriver: str, base_url: str, profile: Path, downloads: Path,
+              screenshot_prefix: Path) -> Browser:
         options = webdriver.ChromeOptions()
         options.binary_location = chromium
         for flag in CHROMIUM_FLAGS:
@@ -62,7 +65,7 @@ class Browser:
         })
         driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
         driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
-        return cls(driver=driver, base_url=base_url, downloads=downloads)
+        return cls(driver=driver, base_url=base_url, downloads=downloads, screenshot_prefix=screenshot_prefix)
 
     # -- navigation and checks -----------------------------------------------------------
 
@@ -101,8 +104,14 @@ class Browser:
         errors = self.collect_console_errors()
         assert not errors, "the browser console logged errors:\n" + "\n".join(e["message"] for e in errors)
 
-    def screenshot(self, path: Path) -> None:
+    def screenshot(self, step: str = "") -> None:
+        """Save `<test>.png`, or `<test>-<step>.png` mid-test, once Quasar's transitions have settled."""
+        path = self.screenshot_prefix.with_name(self.screenshot_prefix.name + (f"-{step}" if step else "") + ".png")
+        path.parent.mkdir(exist_ok=True)
         try:
+            with suppress(TimeoutException):
+                self.wait(lambda _: not self.driver.find_elements(By.CSS_SELECTOR, "[class*='-enter-active']"),
+                          "animations to finish", seconds=5)
             self.driver.save_screenshot(str(path))
         except WebDriverException:
             pass  # a crashed browser has already failed the test; the screenshot is a bonus

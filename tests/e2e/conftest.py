@@ -202,13 +202,13 @@ def browser(request: pytest.FixtureRequest, live_server: LiveServer,
     profile = Path(tempfile.mkdtemp(prefix="e2e-chromium-"))
     downloads = profile / "downloads"
     downloads.mkdir()
-    session = Browser.start(chromium, chromedriver, live_server.url, profile, downloads)
+    session = Browser.start(chromium, chromedriver, live_server.url, profile, downloads,
+                            screenshot_prefix=SCREENSHOTS / request.node.name)
     try:
         yield session
         session.assert_no_console_errors()
     finally:
-        SCREENSHOTS.mkdir(exist_ok=True)
-        session.screenshot(SCREENSHOTS / f"{request.node.name}.png")
+        session.screenshot()
         session.quit()
         shutil.rmtree(profile, ignore_errors=True)
 

@@ -95,9 +95,11 @@ def test_cancel_a_running_import_of_a_large_file(catalogue_1000: None, logged_in
     card = _card(large_csv.name)
     logged_in.wait(lambda _: "Importing" in logged_in.driver.find_element(By.XPATH, card).text,
                    "the import to start")
+    logged_in.screenshot("running")
     logged_in.click_button("Cancel", within=card)
     dialog = logged_in.dialog()
     logged_in.wait_for_text("Cancel this import?")
+    logged_in.screenshot("confirmation")
     logged_in.click_button("Cancel import", within=dialog)
 
     logged_in.wait(lambda _: "Cancelled: the catalogue was not changed." in

@@ -54,6 +54,7 @@ def test_edit_a_product(catalogue_1000: None, logged_in: Browser, live_server: L
     logged_in.wait_for_text(f"Edit {FIRST_SKU}")
     logged_in.fill("Name", "Bryce Jones, edited in a browser", within=dialog)
     logged_in.fill("Description", "Line one\nline two", within=dialog)
+    logged_in.screenshot("dialog")
     logged_in.click_button("Save", within=dialog)
     logged_in.notification(f"Saved {FIRST_SKU}.")
     logged_in.wait_for_text("Bryce Jones, edited in a browser")
@@ -83,6 +84,7 @@ def test_delete_all_asks_first(catalogue_1000: None, logged_in: Browser, live_se
     logged_in.click_button("Delete all products")
     dialog = logged_in.dialog()
     logged_in.wait_for_text("All 999 products will be deleted")
+    logged_in.screenshot("confirmation")
     logged_in.click_button("Keep it", within=dialog)
     logged_in.wait_until_gone("All 999 products will be deleted")
     assert product_count(api, live_server.url) == 999

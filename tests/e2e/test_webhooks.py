@@ -24,6 +24,7 @@ def _add_webhook(browser: Browser, url: str) -> None:
     browser.fill("Receiver URL", url, within=dialog)
     browser.click_button("Save", within=dialog)
     browser.wait_for_text("Copy the signing secret now")
+    browser.screenshot("secret")
     browser.click_button("Done", within=browser.dialog())
     browser.wait_until_gone("Copy the signing secret now")
 
