@@ -6,6 +6,7 @@ The table pages on the server: the browser only ever holds the rows it shows.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Optional
 from urllib.parse import urlencode
@@ -123,7 +124,7 @@ def _field_errors(exc: Exception) -> dict[str, str]:
 class ProductEditor:
     """The create/edit dialog; errors from the service appear under the field they concern."""
 
-    def __init__(self, on_saved: Any) -> None:
+    def __init__(self, on_saved: Callable[[], Awaitable[None]]) -> None:
         self._on_saved = on_saved
         self._product_id: Optional[int] = None
         with ui.dialog() as self.dialog, ui.card().classes("w-full max-w-lg").mark("product-dialog"):
@@ -168,7 +169,7 @@ class ProductEditor:
         except (ValidationError, ImporterError) as exc:
             errors = _field_errors(exc)
             self._show_errors(errors)
-            if not errors or isinstance(exc, NotFound):
+            if not errors:
                 ui.notify(f"Could not save the product: {exc}", type="negative", multi_line=True)
             return
         except SQLAlchemyError as exc:
