@@ -30,11 +30,17 @@ def enqueue_import(upload_id: int, delay: float = 0.0) -> None:
         import_upload(upload_id)
 
 
+def _queued_upload_ids() -> set[int]:
+    return {task.args[0] for task in huey.pending() if task.name == import_upload.task_class.__name__}
+
+
 def resume_imports(*, at_startup: bool) -> list[int]:
-    """Queue every upload that lost its worker or its queue message; a duplicate is a no-op."""
+    """Queue every upload that lost its worker or its queue message (a duplicate would be a no-op)."""
     with session_scope() as session:
         jobs.cancel_abandoned(session)
         due = jobs.uploads_to_resume(session, at_startup=at_startup)
+    queued = _queued_upload_ids()
+    due = [(upload_id, delay) for upload_id, delay in due if upload_id not in queued]
     for upload_id, delay in due:
         log.info("re-queueing upload %s in %.1fs", upload_id, delay)
         enqueue_import(upload_id, delay)

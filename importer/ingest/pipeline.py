@@ -182,9 +182,12 @@ def _stage_chunk(upload: Upload, token: int, chunk: ParsedChunk, end: int, watch
 
 
 def _stage(upload: Upload, token: int, layout: CsvLayout, watchdog: Watchdog) -> None:
+    started = time.monotonic()
     chunks = _parsed_chunks(Path(upload.stored_path), upload.bytes_read, layout, upload.processed_rows)
     for chunk, end in prefetch(chunks):
         _stage_chunk(upload, token, chunk, end, watchdog)
+    log.info("upload %s: %d rows staged, %d rejected, in %.2fs", upload.id, upload.staged_rows, upload.failed_rows,
+             time.monotonic() - started)
     if upload.processed_rows == 0:
         raise FileFault("The file has a header but no rows.")
     with session_scope() as session:
@@ -202,6 +205,7 @@ def _merge(upload: Upload, token: int, watchdog: Watchdog) -> None:
     backend = _backend()
     table = backends.staging_table(upload.id)  # type: ignore[arg-type]
     status = (UploadStatus.completed_with_errors if upload.failed_rows else UploadStatus.completed).value
+    started = time.monotonic()
     with session_scope() as session:
         connection = session.connection()
         backend.begin_merge(connection)
@@ -211,6 +215,7 @@ def _merge(upload: Upload, token: int, watchdog: Watchdog) -> None:
         _save(session, upload.id, token, status=status, stage="done", progress=100.0,  # type: ignore[arg-type]
               total_rows=upload.processed_rows, created=counts.created, updated=counts.updated,
               unchanged=counts.unchanged, finished_at=utcnow())
+    log.info("upload %s: merged in %.2fs: %s", upload.id, time.monotonic() - started, counts)
     products.count_cache.clear()
     _cleanup(upload.id, analyze=True)  # type: ignore[arg-type]
 

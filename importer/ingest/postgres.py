@@ -22,6 +22,7 @@ _ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
 STAGING_COLUMNS = ("UNLOGGED TABLE {table} (rownum bigint NOT NULL, sku text NOT NULL, sku_key text NOT NULL, "
                    "name text NOT NULL, description text NOT NULL, is_active boolean)")
 _ACTIVE = {True: "t", False: "f", None: "\\N"}
+MERGE_WORK_MEM = "256MB"  # the DISTINCT ON sort of 500k staged rows then stays in memory instead of spilling to disk
 HEARTBEAT_DURING_MERGE = True
 
 
@@ -75,6 +76,7 @@ def _merge_sql(table: str, has_active: bool) -> str:
 def merge(connection: Connection, table: str, has_active: bool) -> MergeCounts:
     """Runs in the caller's transaction, after any other import's merge has committed."""
     connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MERGE_LOCK_KEY})
+    connection.execute(text(f"SET LOCAL work_mem = '{MERGE_WORK_MEM}'"))
     distinct, created, updated = connection.execute(text(_merge_sql(table, has_active))).one()
     return MergeCounts(created=created, updated=updated, unchanged=distinct - created - updated)
 

@@ -159,3 +159,16 @@ def test_lost_database_connections_mid_import_resume_from_the_checkpoint(
     assert catalogue() == expected
     assert (upload.created, upload.updated) == (len(expected) - 1, 0)
     assert "resuming from the checkpoint" in caplog.text
+
+
+def test_reaper_requeues_a_pending_upload_only_when_its_message_is_lost() -> None:
+    from tasks import huey
+
+    upload = store((DATA / "products_100.csv").read_bytes())
+    with session_scope() as session:
+        session.execute(update(Upload).where(Upload.id == upload.id).values(created_at=utcnow() - timedelta(hours=1)))
+    enqueue_import(upload.id)  # type: ignore[arg-type]
+    assert resume_imports(at_startup=False) == []
+    huey.flush()
+    assert resume_imports(at_startup=False) == [upload.id]
+    assert [task.args for task in huey.pending()] == [(upload.id,)]
