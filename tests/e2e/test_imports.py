@@ -48,7 +48,12 @@ def _watch_until_finished(browser: Browser, filename: str) -> list[str]:
             seen.append(percent)
         return "Stage: done" in browser.driver.find_element(By.XPATH, _card(filename)).text
 
+    def bar_settled(_: object) -> bool:
+        value, drawn = _bar(browser, filename)
+        return abs(drawn - value) < 0.001
+
     browser.wait(finished, f"the import of {filename} to finish", seconds=120)
+    browser.wait(bar_settled, "the progress bar to be drawn at its value")
     return seen
 
 
@@ -58,11 +63,7 @@ def test_upload_shows_progress_to_100_percent_and_the_summary(empty_catalogue: N
     _upload_through_the_page(logged_in, TEST_DATA / "products_1000.csv")
     seen = _watch_until_finished(logged_in, "products_1000.csv")
     assert seen[-1] == "100%", seen
-    def bar_full(_: object) -> bool:
-        value, drawn = _bar(logged_in, "products_1000.csv")
-        return value == 1.0 and drawn > 0.999
-
-    logged_in.wait(bar_full, "the bar to be drawn full")
+    assert _bar(logged_in, "products_1000.csv")[0] == 1.0
     card = logged_in.driver.find_element(By.XPATH, _card("products_1000.csv")).text
     assert "999 products: 999 created, 0 updated, 1 duplicate merged / 0 rejected" in card, card
     assert "Completed" in card
