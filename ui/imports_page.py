@@ -394,7 +394,7 @@ class UploadSizeLimit:
         await self.app(scope, receive, send)
 
 
-async def store_and_queue(file: ui.upload.FileUpload, user_id: Optional[int]) -> Optional[Upload]:
+async def store_and_queue(file: ui.upload.FileUpload, user_id: int) -> Optional[Upload]:
     """Store the file with the same size check as the API, record the upload, then queue it."""
     try:
         stored = await jobs.astore_upload(file.iterate(), file.name)
@@ -410,7 +410,7 @@ async def store_and_queue(file: ui.upload.FileUpload, user_id: Optional[int]) ->
     return upload
 
 
-def _upload_card(user_id: Optional[int], on_stored: Callable[[Upload], Awaitable[None]]) -> None:
+def _upload_card(user_id: int, on_stored: Callable[[Upload], Awaitable[None]]) -> None:
     settings = get_settings()
 
     async def received(event: events.UploadEventArguments) -> None:
@@ -420,7 +420,7 @@ def _upload_card(user_id: Optional[int], on_stored: Callable[[Upload], Awaitable
             await on_stored(upload)
 
     async def choose_local_file() -> None:
-        upload = await native_import.choose_and_import_local_file(user_id or 0)
+        upload = await native_import.choose_and_import_local_file(user_id)
         if upload is not None:
             await on_stored(upload)
 
@@ -459,7 +459,7 @@ def imports_page() -> None:
         panel.show(progress)
         await history.show(progress)
 
-    _upload_card(app.storage.user.get("user_id"), queued)
+    _upload_card(app.storage.user["user_id"], queued)  # app_page has checked the login
     panel = ImportsPanel()
     history = UploadHistory(queued)
     monitor.changed.subscribe(changed)
