@@ -151,7 +151,7 @@ def test_lost_database_connections_mid_import_resume_from_the_checkpoint(
         worker: None, caplog: pytest.LogCaptureFixture) -> None:
     """What a PostgreSQL restart does to a client: the import's backends are terminated, in staging and in the merge."""
     before = _seed_one()
-    path = generated_file(60_000)
+    path = generated_file(30_000)
     caplog.set_level(logging.WARNING, logger="importer.ingest.pipeline")
     upload_id = _queue(path.read_bytes())
     for stage in ("staging", "merging"):

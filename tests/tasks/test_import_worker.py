@@ -43,7 +43,7 @@ def workers() -> Iterator[list[WorkerProcess]]:
 
 @pytest.mark.parametrize("stage", ["staging", "merging"])
 def test_worker_killed_mid_import_resumes_and_ends_exactly_right(workers: list[WorkerProcess], stage: str) -> None:
-    path = generated_file(60_000)
+    path = generated_file(30_000)
     upload = store(path.read_bytes())
 
     def _upload() -> Upload:
@@ -67,5 +67,5 @@ def test_worker_killed_mid_import_resumes_and_ends_exactly_right(workers: list[W
     assert done.status == "completed", done.error
     assert done.attempts == 2
     expected = expected_from_csv(path)
-    assert (done.processed_rows, done.created, done.updated, done.failed_rows) == (60_000, len(expected), 0, 0)
+    assert (done.processed_rows, done.created, done.updated, done.failed_rows) == (30_000, len(expected), 0, 0)
     assert catalogue() == expected
