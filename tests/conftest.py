@@ -4,6 +4,7 @@ The backend is chosen once per pytest run by TEST_BACKEND: `sqlite` (embedded mo
 SQLite file + SqliteHuey, the default) or `postgres` (server mode: a real PostgreSQL
 database and a real Redis). test.sh runs the suite once for each. When the postgres
 backend is asked for and a service is not reachable, the run fails; it never skips.
+test.sh leaves the `ui` and `e2e` tests (one web process in embedded mode) to the first pass.
 """
 
 from __future__ import annotations
@@ -67,16 +68,6 @@ def _check_redis() -> None:
         redis.Redis.from_url(os.environ["REDIS_URL"]).ping()
     except redis.RedisError as exc:
         pytest.exit(f"Redis is required for TEST_BACKEND=postgres and is not reachable: {exc}", returncode=3)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """UI and browser tests exercise one process; they run in the embedded-mode pass only."""
-    if BACKEND == "sqlite":
-        return
-    skip = pytest.mark.skip(reason="UI tests run in the embedded-mode (sqlite) pass")
-    for item in items:
-        if "ui" in item.keywords or "e2e" in item.keywords:
-            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session", autouse=True)
