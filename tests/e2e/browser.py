@@ -29,8 +29,6 @@ CHROMIUM_FLAGS = (
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-dev-shm-usage", "--window-size=1400,1000",
 )
-# Chromium reports a favicon miss and similar resource noise as SEVERE; none is expected here.
-IGNORED_CONSOLE_MESSAGES: tuple[str, ...] = ()
 
 
 def literal(text: str) -> str:
@@ -96,7 +94,7 @@ class Browser:
     def collect_console_errors(self) -> list[dict[str, Any]]:
         """Chromium's console log is drained on read: keep every SEVERE entry seen so far."""
         for entry in self.driver.get_log("browser"):
-            if entry["level"] == "SEVERE" and not any(text in entry["message"] for text in IGNORED_CONSOLE_MESSAGES):
+            if entry["level"] == "SEVERE":
                 self.console_errors.append(entry)
         return self.console_errors
 
@@ -185,15 +183,15 @@ class Browser:
         return self.wait(expected_conditions.visibility_of_element_located((By.XPATH, xpath)),
                          f"a notification saying {text!r}", seconds)
 
-    def upload_file(self, path: Path, within: str = "") -> None:
+    def upload_file(self, path: Path) -> None:
         """Hand a file to a NiceGUI ui.upload (QUploader) through its hidden file input."""
         file_input = self.wait(
-            expected_conditions.presence_of_element_located((By.XPATH, f"{within}//input[@type='file']")),
+            expected_conditions.presence_of_element_located((By.XPATH, "//input[@type='file']")),
             "a file input")
         file_input.send_keys(str(path))
 
-    def table_rows(self, within: str = "") -> list[list[str]]:
-        rows = self.driver.find_elements(By.XPATH, f"{within}//table/tbody/tr")
+    def table_rows(self) -> list[list[str]]:
+        rows = self.driver.find_elements(By.XPATH, "//table/tbody/tr")
         return [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")] for row in rows]
 
     def wait_for_download(self, suffix: str, seconds: float = WAIT_SECONDS) -> Path:

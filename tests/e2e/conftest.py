@@ -196,8 +196,8 @@ def catalogue_1000(empty_catalogue: None, live_server: LiveServer, api: requests
 
 
 @pytest.fixture
-def browser(request: pytest.FixtureRequest, live_server: LiveServer,
-            chromium_paths: tuple[str, str]) -> Iterator[Browser]:
+def browser(request: pytest.FixtureRequest, chromium_paths: tuple[str, str],
+            live_server: LiveServer) -> Iterator[Browser]:
     chromium, chromedriver = chromium_paths
     profile = Path(tempfile.mkdtemp(prefix="e2e-chromium-"))
     downloads = profile / "downloads"

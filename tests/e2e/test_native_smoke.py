@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from tests.e2e.conftest import (
     E2E_PASSWORD, E2E_USER, PROJECT_ROOT, SCREENSHOTS, TEST_DATA, app_environment, free_port, require_or_skip,
     run_cli, stop_process_group, wait_until_healthy,
 )
+from tests.webhook_receivers import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -52,14 +52,8 @@ BAR_DRAWN_FULL = """(() => {
 })()"""
 
 
-def wait_for(predicate: Any, what: str, seconds: float = WINDOW_SECONDS) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+def wait_for(predicate: Any, what: str) -> Any:
+    return wait_until(predicate, timeout=WINDOW_SECONDS, message=what)
 
 
 @pytest.fixture(scope="module")
