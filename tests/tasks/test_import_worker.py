@@ -22,10 +22,11 @@ STALE_SECONDS = "2"
 class WorkerProcess:
     """`python main.py worker` in its own process group, with this test run's settings."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: Path) -> None:
         env = {**os.environ, "STALE_IMPORT_SECONDS": STALE_SECONDS}
-        self.process = subprocess.Popen([sys.executable, "main.py", "worker", "-w", "2"], cwd=ROOT, env=env,
-                                        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        with log.open("ab") as output:  # a file, not a pipe: a full pipe would block the worker's logging
+            self.process = subprocess.Popen([sys.executable, "main.py", "worker", "-w", "2"], cwd=ROOT, env=env,
+                                            start_new_session=True, stdout=output, stderr=subprocess.STDOUT)
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -42,14 +43,15 @@ def workers() -> Iterator[list[WorkerProcess]]:
 
 
 @pytest.mark.parametrize("stage", ["staging", "merging"])
-def test_worker_killed_mid_import_resumes_and_ends_exactly_right(workers: list[WorkerProcess], stage: str) -> None:
+def test_worker_killed_mid_import_resumes_and_ends_exactly_right(
+        workers: list[WorkerProcess], stage: str, tmp_path: Path) -> None:
     path = generated_file(30_000)
     upload = store(path.read_bytes())
 
     def _upload() -> Upload:
         return fetch(upload.id)  # type: ignore[arg-type]
 
-    workers.append(WorkerProcess())
+    workers.append(WorkerProcess(tmp_path / "worker.log"))
     enqueue_import(upload.id)  # type: ignore[arg-type]
     if stage == "staging":
         checkpoint = wait_for(lambda: _upload().stage == "staging" and 0 < _upload().bytes_read < upload.size_bytes
@@ -62,8 +64,11 @@ def test_worker_killed_mid_import_resumes_and_ends_exactly_right(workers: list[W
     assert interrupted.bytes_read >= checkpoint.bytes_read
     assert catalogue() == {}, "nothing may be visible before the merge commits"
 
-    workers.append(WorkerProcess())
-    done = wait_for(lambda: _upload().status in ("completed", "failed") and _upload(), timeout=60, interval=0.1)
+    workers.append(WorkerProcess(tmp_path / "worker.log"))
+    try:
+        done = wait_for(lambda: _upload().status in ("completed", "failed") and _upload(), timeout=60, interval=0.1)
+    except AssertionError as exc:
+        raise AssertionError((tmp_path / "worker.log").read_text()[-3000:]) from exc
     assert done.status == "completed", done.error
     assert done.attempts == 2
     expected = expected_from_csv(path)
