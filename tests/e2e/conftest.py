@@ -4,7 +4,10 @@ One embedded-mode server (SQLite + in-process queue) runs for the whole session 
 DATA_DIR; every test gets a fresh browser profile. Each test leaves a screenshot in
 tests/e2e/screenshots/ and fails when the browser console logged an error.
 
-Without Chromium or chromedriver the tests are skipped, unless REQUIRE_BROWSER=1 (CI).
+TEST_BACKEND picks how that server runs: `sqlite` as the embedded app (SQLite and queue
+threads in the web process), `postgres` as deployed (PostgreSQL, Redis and a separate
+`main.py worker` process). Without Chromium or chromedriver the tests are skipped, unless
+REQUIRE_BROWSER=1 (CI).
 """
 
 from __future__ import annotations
@@ -21,11 +24,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg2
 import pytest
 import requests
+from sqlalchemy.engine import URL, make_url
 
 from tests.e2e.browser import Browser
 
+BACKEND = os.environ.get("TEST_BACKEND", "sqlite")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 TEST_DATA = PROJECT_ROOT / "tests" / "data"
@@ -57,6 +63,38 @@ def app_environment(data_dir: Path, **extra: str) -> dict[str, str]:
     }
     environment.update(DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", **extra)
     return environment
+
+
+def recreate_database(url: URL) -> None:
+    connection = psycopg2.connect(host=url.host, port=url.port, user=url.username, dbname="postgres")
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{url.database}"')
+    connection.close()
+
+
+def server_mode_settings() -> dict[str, str]:
+    """The deployed configuration, with a database of its own.
+
+    The suite's autouse clean-up empties the suite's database before every test; the
+    server's data must outlive that, so it lives in `<TEST_DB_NAME>_live`.
+    """
+    if BACKEND != "postgres":
+        return {}
+    suite_url = make_url(os.environ["DATABASE_URL"])
+    url = suite_url.set(database=f"{suite_url.database}_live")
+    recreate_database(url)
+    return {"DATABASE_URL": url.render_as_string(hide_password=False), "REDIS_URL": os.environ["REDIS_URL"],
+            "SECRET_KEY": "e2e-server-mode-secret"}
+
+
+def start_app(environment: dict[str, str], log_path: Path, *arguments: str) -> subprocess.Popen:
+    with log_path.open("w") as log_file:
+        return subprocess.Popen(
+            [sys.executable, "main.py", *arguments], cwd=PROJECT_ROOT, env=environment,
+            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+        )
 
 
 def run_cli(environment: dict[str, str], *arguments: str) -> None:
@@ -97,6 +135,7 @@ class LiveServer:
     url: str
     data_dir: Path
     log_path: Path
+    environment: dict[str, str]
     username: str = E2E_USER
     password: str = E2E_PASSWORD
 
@@ -109,21 +148,20 @@ class LiveServer:
 @pytest.fixture(scope="session")
 def live_server() -> Iterator[LiveServer]:
     data_dir = Path(tempfile.mkdtemp(prefix="importer-e2e-"))
-    environment = app_environment(data_dir, WEBHOOK_ALLOWED_NETWORKS="127.0.0.1")
+    environment = app_environment(data_dir, WEBHOOK_ALLOWED_NETWORKS="127.0.0.1", **server_mode_settings())
     run_cli(environment, "createuser", E2E_USER, "--password", E2E_PASSWORD)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = data_dir / "server.log"
-    with log_path.open("w") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "main.py", "--port", str(port)], cwd=PROJECT_ROOT, env=environment,
-            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+    processes = [start_app(environment, log_path, "--port", str(port))]
+    if BACKEND == "postgres":
+        processes.append(start_app(environment, data_dir / "worker.log", "worker"))
     try:
-        wait_until_healthy(process, url, log_path, SERVER_START_SECONDS)
-        yield LiveServer(url=url, data_dir=data_dir, log_path=log_path)
+        wait_until_healthy(processes[0], url, log_path, SERVER_START_SECONDS)
+        yield LiveServer(url=url, data_dir=data_dir, log_path=log_path, environment=environment)
     finally:
-        stop_process_group(process)
+        for process in processes:
+            stop_process_group(process)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -141,7 +179,7 @@ def api_token(live_server: LiveServer) -> str:
     """A REST token for setting up and checking state beside the browser."""
     completed = subprocess.run(
         [sys.executable, "main.py", "apitoken", live_server.username], cwd=PROJECT_ROOT,
-        env=app_environment(live_server.data_dir), capture_output=True, text=True, timeout=120, check=True,
+        env=live_server.environment, capture_output=True, text=True, timeout=120, check=True,
     )
     return completed.stdout.strip().splitlines()[-1]
 

@@ -25,8 +25,8 @@ import requests
 import websocket
 
 from tests.e2e.conftest import (
-    E2E_PASSWORD, E2E_USER, PROJECT_ROOT, SCREENSHOTS, TEST_DATA, app_environment, free_port, require_or_skip,
-    run_cli, stop_process_group, wait_until_healthy,
+    E2E_PASSWORD, E2E_USER, SCREENSHOTS, TEST_DATA, app_environment, free_port, require_or_skip, run_cli,
+    start_app, stop_process_group, wait_until_healthy,
 )
 from tests.webhook_receivers import wait_until
 
@@ -165,11 +165,7 @@ def native_app(virtual_display: str) -> Iterator[NativeApp]:
     )
     run_cli(environment, "createuser", E2E_USER, "--password", E2E_PASSWORD)
     log_path = data_dir / "native.log"
-    with log_path.open("w") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "main.py", "--native", "--port", str(port)], cwd=PROJECT_ROOT, env=environment,
-            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+    process = start_app(environment, log_path, "--native", "--port", str(port))
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(process, url, log_path, WINDOW_SECONDS)
