@@ -188,7 +188,7 @@ def _stage(upload: Upload, token: int, layout: CsvLayout, watchdog: Watchdog) ->
         _stage_chunk(upload, token, chunk, end, watchdog)
     log.info("upload %s: %d rows staged, %d rejected, in %.2fs", upload.id, upload.staged_rows, upload.failed_rows,
              time.monotonic() - started)
-    if upload.processed_rows == 0:
+    if upload.staged_rows == 0 and upload.failed_rows == 0:
         raise FileFault("The file has a header but no rows.")
     with session_scope() as session:
         _save(session, upload.id, token, stage="merging", progress=STAGING_SHARE,  # type: ignore[arg-type]

@@ -221,6 +221,7 @@ FILE_FAULTS = {
     "utf-16": ("sku,name\r\nA,B\r\n".encode("utf-16"), "UTF-16"),
     "unterminated quote": (b'sku,name,description\r\nA-1,Alpha,"never closed\r\nB-2,Beta,b\r\n', "never closed"),
     "header only": (b"sku,name,description\r\n", "header but no rows"),
+    "header and blank lines": (b"sku,name\r\n\r\n\r\n", "header but no rows"),
     "duplicate column": (b"sku,name,SKU\r\nA,B,C\r\n", "names the column 'sku' twice"),
 }
 
