@@ -214,7 +214,9 @@ def list_products(
     return ProductPage(count=count, page=page, page_size=page_size, results=results)
 
 
-def iter_products(session: Session, filters: ProductFilter = ProductFilter(), batch_size: int = 2000):  # type: ignore[no-untyped-def]
+def iter_products(
+    session: Session, filters: ProductFilter = ProductFilter(), batch_size: int = 2000
+) -> Iterator[Product]:
     """Every matching product in SKU order, fetched in keyset batches so memory stays flat.
 
     SKU order (by the unique case-folded key) rather than id order, so that a catalogue

@@ -41,7 +41,7 @@ def _configure_environment() -> None:
 _configure_environment()
 os.environ.setdefault("NICEGUI_STORAGE_PATH", str(_DATA_DIR / ".nicegui"))
 
-pytest_plugins = ["nicegui.testing.user_plugin"]
+pytest_plugins = ["nicegui.testing.user_plugin", "tests.webhook_receivers"]
 
 
 def _recreate_postgres_database() -> None:

@@ -53,8 +53,11 @@ async def in_database(failure: str, work: Callable[[Session], T]) -> Optional[T]
 
 
 def confirm(title: str, message: str, action: str, on_confirm: Callable[[], Awaitable[None]]) -> None:
-    """Ask before anything destructive; the action runs only on an explicit yes."""
-    with ui.dialog() as dialog, ui.card().classes("max-w-md").mark("confirm-dialog"):
+    """Ask before anything destructive; the action runs only on an explicit yes.
+
+    The dialog hangs off the page, not off the element that opened it: that one may be gone by then.
+    """
+    with ui.context.client.content, ui.dialog() as dialog, ui.card().classes("max-w-md").mark("confirm-dialog"):
         ui.label(title).classes("text-lg font-semibold")
         ui.label(message).classes("text-sm").mark("confirm-message")
         with ui.row().classes("w-full justify-end gap-2"):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional
 
 from nicegui import run, ui
 from pydantic import ValidationError
@@ -24,10 +24,9 @@ from importer.models import (
     WebhookUpdate,
 )
 from importer.webhooks import delivery, service
-from ui.frame import app_page
+from ui.frame import app_page, confirm, in_database
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 EVENT_LABELS = {
     EventType.all.value: "All events",
@@ -56,42 +55,9 @@ def _millis(value: Optional[float]) -> str:
     return "—" if value is None else f"{value:,.0f} ms"
 
 
-async def _in_database(failure: str, work: Callable[[Session], T]) -> Optional[T]:
-    """Run `work` in a session off the event loop (URL checks resolve DNS); on failure, say why."""
-
-    def call() -> T:
-        with session_scope() as session:
-            return work(session)
-
-    try:
-        return await run.io_bound(call)
-    except ImporterError as exc:
-        ui.notify(f"{failure}: {exc}", type="negative", multi_line=True)
-    except SQLAlchemyError as exc:
-        log.warning("%s: %s", failure, exc)
-        ui.notify(f"{failure}: the database did not answer. Please try again in a moment.", type="negative")
-    return None
-
-
 def _page_level() -> ui.element:
     """Dialogs hang off the page, not off the element that opened them: that one may be gone by then."""
     return ui.context.client.content
-
-
-def _ask(title: str, message: str, action: str, on_yes: Callable[[], Awaitable[None]]) -> None:
-    with _page_level(), ui.dialog() as dialog, ui.card().classes("max-w-md").mark("confirm-dialog"):
-        ui.label(title).classes("text-lg font-semibold")
-        ui.label(message).classes("text-sm")
-        with ui.row().classes("w-full justify-end gap-2"):
-            ui.button("Cancel", on_click=dialog.close).props("flat").mark("confirm-no")
-
-            async def yes() -> None:
-                dialog.close()
-                await on_yes()
-
-            ui.button(action, on_click=yes).props("color=negative").mark("confirm-yes")
-    dialog.on("hide", dialog.delete)
-    dialog.open()
 
 
 def _show_secret(webhook: WebhookPublic, title: str) -> None:
@@ -165,7 +131,7 @@ class WebhookEditor:
             ui.notify(f"Could not save the webhook: {problems}", type="negative", multi_line=True)
             return
         self.save_button.props("loading")
-        saved = await _in_database("Could not save the webhook", lambda session: self._store(session, form))
+        saved = await in_database("Could not save the webhook", lambda session: self._store(session, form))
         self.save_button.props(remove="loading")
         if saved is not None:
             self.dialog.close()
@@ -247,7 +213,7 @@ class DeliveryLog:
                     "outline").mark(f"resend-{entry.id}")
 
     async def _resend(self, entry: WebhookDeliveryPublic) -> None:
-        queued = await _in_database("Could not re-send",
+        queued = await in_database("Could not re-send",
                                     lambda s: delivery.redeliver(s, self.webhook.id, entry.id))
         if queued is not None:
             ui.notify("Re-send queued; the log updates when the receiver answers.", type="info")
@@ -350,7 +316,7 @@ class WebhooksView:
             ui.notify("Webhook saved.", type="positive")
 
     async def set_active(self, webhook: WebhookPublic, active: bool) -> None:
-        done = await _in_database("Could not change the webhook", lambda s: service.update_webhook(
+        done = await in_database("Could not change the webhook", lambda s: service.update_webhook(
             s, webhook.id, WebhookUpdate(is_active=active)))
         if done is not None:
             ui.notify(f"Webhook {'enabled' if active else 'disabled'}.", type="positive")
@@ -372,11 +338,11 @@ class WebhooksView:
 
     def ask_delete(self, webhook: WebhookPublic) -> None:
         async def delete() -> None:
-            if await _in_database("Could not delete", lambda s: service.delete_webhook(s, webhook.id) or True):
+            if await in_database("Could not delete", lambda s: service.delete_webhook(s, webhook.id) or True):
                 ui.notify("Webhook deleted.", type="positive")
             self.show.refresh()
 
-        _ask("Delete this webhook?", f"{webhook.url} will receive no more events, and its delivery log is removed.",
+        confirm("Delete this webhook?", f"{webhook.url} will receive no more events, and its delivery log is removed.",
              "Delete", delete)
 
     def ask_regenerate(self, webhook: WebhookPublic) -> None:
@@ -384,12 +350,12 @@ class WebhooksView:
             return service.to_public(session, [service.regenerate_secret(session, webhook.id)], reveal_secret=True)[0]
 
         async def confirmed() -> None:
-            renewed = await _in_database("Could not regenerate the secret", regenerate)
+            renewed = await in_database("Could not regenerate the secret", regenerate)
             if renewed is not None:
                 _show_secret(renewed, "New signing secret")
                 self.show.refresh()
 
-        _ask("Regenerate the signing secret?", "The current secret stops working at once: update the receiver "
+        confirm("Regenerate the signing secret?", "The current secret stops working at once: update the receiver "
              "with the new one.", "Regenerate", confirmed)
 
 

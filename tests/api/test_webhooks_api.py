@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from standardwebhooks import Webhook as Verifier
 
 from importer.webhooks import delivery
-from tests.webhook_receivers import allow_loopback, closed_port_url, receivers, webhook_settings  # noqa: F401
+from tests.webhook_receivers import closed_port_url
 
 WEBHOOK_FIELDS = {"id", "url", "event_type", "is_active", "secret", "disabled_reason", "last_delivery_status",
                   "last_status_code", "last_delivery_at", "created_at", "updated_at"}

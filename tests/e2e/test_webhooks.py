@@ -7,7 +7,6 @@ import requests
 
 from tests.e2e.browser import Browser
 from tests.e2e.conftest import LiveServer
-from tests.webhook_receivers import receivers  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.e2e
 

@@ -24,7 +24,7 @@ from importer.models import (
     WebhookUpdate,
 )
 from importer.webhooks import delivery, policy, service, signing
-from tests.webhook_receivers import allow_loopback, closed_port_url, receivers, webhook_settings  # noqa: F401
+from tests.webhook_receivers import closed_port_url
 
 pytestmark = pytest.mark.usefixtures("allow_loopback")
 

@@ -12,7 +12,7 @@ from importer.db import session_scope
 from importer.models import EventType, OutboxEvent, ProductCreate, ProductUpdate, WebhookCreate, WebhookDelivery
 from importer.webhooks import service
 from tasks import huey
-from tests.webhook_receivers import allow_loopback, receivers, wait_until, webhook_settings  # noqa: F401
+from tests.webhook_receivers import wait_until
 
 pytestmark = pytest.mark.usefixtures("allow_loopback")
 

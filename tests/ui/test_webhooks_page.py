@@ -15,7 +15,7 @@ from importer import products
 from importer.db import session_scope
 from importer.models import EventType, ProductCreate, Webhook, WebhookCreate, WebhookDelivery
 from importer.webhooks import service
-from tests.webhook_receivers import allow_loopback, closed_port_url, receivers, webhook_settings  # noqa: F401
+from tests.webhook_receivers import closed_port_url
 
 pytestmark = [pytest.mark.ui, pytest.mark.usefixtures("allow_loopback")]
 
