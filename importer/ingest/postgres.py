@@ -10,14 +10,13 @@ from __future__ import annotations
 import io
 from typing import Any
 
-import pandas as pd
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from importer.ingest.backend import MergeCounts
+from importer.ingest.validate import StagedRows
 
 MERGE_LOCK_KEY = 742_001  # pg_advisory_xact_lock key that serialises merges across workers
-_TEXT_COLUMNS = ("sku", "sku_key", "name", "description")
 _ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
 STAGING_COLUMNS = ("UNLOGGED TABLE {table} (rownum bigint NOT NULL, sku text NOT NULL, sku_key text NOT NULL, "
                    "name text NOT NULL, description text NOT NULL, is_active boolean)")
@@ -36,16 +35,16 @@ def _escaped(values: list[str]) -> list[str]:
     return joined.split("\x00")
 
 
-def _copy_text(rows: pd.DataFrame) -> str:
+def _copy_text(rows: StagedRows) -> str:
     """COPY's text format: cheaper to build than CSV and exact for any string."""
-    columns = [[str(rownum) for rownum in rows["rownum"].tolist()]]
-    columns += [_escaped(rows[name].tolist()) for name in _TEXT_COLUMNS]
-    columns.append([_ACTIVE[value] for value in rows["is_active"].tolist()])
+    columns = [list(map(str, rows.rownum))]
+    columns += [_escaped(values) for values in (rows.sku, rows.sku_key, rows.name, rows.description)]
+    columns.append([_ACTIVE[value] for value in rows.is_active])
     return "".join(line + "\n" for line in map("\t".join, zip(*columns)))
 
 
-def stage(connection: Connection, table: str, rows: pd.DataFrame) -> None:
-    if rows.empty:
+def stage(connection: Connection, table: str, rows: StagedRows) -> None:
+    if not rows:
         return
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     cursor.copy_expert(f"COPY {table} FROM STDIN", io.StringIO(_copy_text(rows)))

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from importer.ingest.backend import MergeCounts
+from importer.ingest.validate import StagedRows
 from importer.models import utcnow
 
 STAGING_COLUMNS = ("TABLE {table} (rownum INTEGER PRIMARY KEY, sku TEXT NOT NULL, sku_key TEXT NOT NULL, "
@@ -20,13 +20,11 @@ STAGING_COLUMNS = ("TABLE {table} (rownum INTEGER PRIMARY KEY, sku TEXT NOT NULL
 HEARTBEAT_DURING_MERGE = False  # the merge holds SQLite's only write lock; a heartbeat would wait for it
 
 
-def stage(connection: Connection, table: str, rows: pd.DataFrame) -> None:
-    if rows.empty:
+def stage(connection: Connection, table: str, rows: StagedRows) -> None:
+    if not rows:
         return
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    values = zip(rows["rownum"].tolist(), rows["sku"].tolist(), rows["sku_key"].tolist(), rows["name"].tolist(),
-                 rows["description"].tolist(), rows["is_active"].tolist())
-    cursor.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?)", values)
+    cursor.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?)", zip(*rows.columns()))
 
 
 def begin_merge(connection: Connection) -> None:

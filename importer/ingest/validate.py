@@ -23,7 +23,6 @@ MAX_ERROR_VALUE = 1000
 TRUE_WORDS = {"true", "t", "yes", "y", "1", "on"}
 FALSE_WORDS = {"false", "f", "no", "n", "0", "off"}
 BOOLEAN_WORDS = {**{word: True for word in TRUE_WORDS}, **{word: False for word in FALSE_WORDS}}
-STAGED_COLUMNS = ("rownum", "sku", "sku_key", "name", "description", "is_active")
 QUOTE, NEWLINE, CARRIAGE_RETURN = 0x22, 0x0A, 0x0D
 
 
@@ -35,11 +34,29 @@ class RowError:
     message: str
 
 
+@dataclass(frozen=True)
+class StagedRows:
+    """Valid rows, column by column, in the order the staging tables take them."""
+
+    rownum: list[int]
+    sku: list[str]
+    sku_key: list[str]
+    name: list[str]
+    description: list[str]
+    is_active: list[bool | None]
+
+    def __len__(self) -> int:
+        return len(self.rownum)
+
+    def columns(self) -> tuple[list, ...]:
+        return self.rownum, self.sku, self.sku_key, self.name, self.description, self.is_active
+
+
 @dataclass
 class ParsedChunk:
-    """Valid rows ready to stage (STAGED_COLUMNS) and what was wrong with the others."""
+    """Valid rows ready to stage and what was wrong with the others."""
 
-    rows: pd.DataFrame
+    rows: StagedRows
     records: int
     failed: int = 0
     errors: list[RowError] = field(default_factory=list)
@@ -123,34 +140,43 @@ def _read_exact(data: bytes, layout: CsvLayout, first_record: int) -> _Records:
     return _Records(frame, np.asarray(index, dtype=np.int64), total, errors)
 
 
-def _column(records: _Records, layout: CsvLayout, name: str) -> pd.Series:
-    return records.frame[str(layout.positions[name])].astype(object)
+def _column(records: _Records, layout: CsvLayout, name: str) -> list[str]:
+    return records.frame[str(layout.positions[name])].tolist()
 
 
-def _checks(records: _Records, layout: CsvLayout, has_nul: bool) -> tuple[dict[str, pd.Series], list[tuple]]:
-    """The cleaned columns and (mask, column, values, message builder) for each rule."""
-    sku = _column(records, layout, "sku").str.strip()
-    name = _column(records, layout, "name").str.strip()
-    columns = {"sku": sku, "name": name}
+def _lengths(values: list[str]) -> np.ndarray:
+    return np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+
+
+def _checks(records: _Records, layout: CsvLayout, has_nul: bool) -> tuple[dict[str, list], list[tuple]]:
+    """The cleaned columns and (mask, column, values, message builder) for each rule.
+
+    Plain lists and numpy: at 500k rows this is several times cheaper than pandas' .str methods.
+    """
+    sku = [value.strip() for value in _column(records, layout, "sku")]
+    name = [value.strip() for value in _column(records, layout, "name")]
+    sku_length, name_length = _lengths(sku), _lengths(name)
+    columns: dict[str, list] = {"sku": sku, "name": name}
     rules: list[tuple] = [
-        (sku.str.len() == 0, "sku", sku, lambda value: "SKU is empty."),
-        (sku.str.len() > SKU_MAX, "sku", sku, lambda value: f"SKU is {len(value)} characters long; the limit is {SKU_MAX}."),
-        (name.str.len() == 0, "name", name, lambda value: "Name is empty."),
-        (name.str.len() > NAME_MAX, "name", name,
+        (sku_length == 0, "sku", sku, lambda value: "SKU is empty."),
+        (sku_length > SKU_MAX, "sku", sku, lambda value: f"SKU is {len(value)} characters long; the limit is {SKU_MAX}."),
+        (name_length == 0, "name", name, lambda value: "Name is empty."),
+        (name_length > NAME_MAX, "name", name,
          lambda value: f"Name is {len(value)} characters long; the limit is {NAME_MAX}."),
     ]
     if "description" in layout.positions:
         columns["description"] = _column(records, layout, "description")
     if layout.has_active:
         raw = _column(records, layout, "is_active")
-        active = raw.str.strip().str.lower().map(BOOLEAN_WORDS)
+        active = [BOOLEAN_WORDS.get(value.strip().lower()) for value in raw]
         columns["is_active"] = active
-        rules.append((active.isna(), "is_active", raw,
-                      lambda value: f"is_active must be true or false (or yes/no, 1/0); got {value!r}."))
+        rules.append((np.fromiter((value is None for value in active), dtype=bool, count=len(active)), "is_active",
+                      raw, lambda value: f"is_active must be true or false (or yes/no, 1/0); got {value!r}."))
     if has_nul:
         for column in layout.positions:
             raw = _column(records, layout, column)
-            rules.append((raw.str.contains("\x00", regex=False), column, raw.str.replace("\x00", "\\0"),
+            rules.append((np.array(["\x00" in value for value in raw], dtype=bool), column,
+                          [value.replace("\x00", "\\0") for value in raw],
                           lambda value: "Contains a NUL character, which no text column can hold."))
     return columns, rules
 
@@ -159,11 +185,15 @@ def _errors(rules: list[tuple], row_numbers: np.ndarray) -> tuple[np.ndarray, li
     bad = np.zeros(len(row_numbers), dtype=bool)
     errors: list[RowError] = []
     for mask, column, values, message in rules:
-        hits = np.flatnonzero(mask.to_numpy(dtype=bool))
+        hits = np.flatnonzero(mask)
         bad[hits] = True
-        errors.extend(RowError(int(row_numbers[hit]), column, str(values.iloc[hit])[:MAX_ERROR_VALUE],
-                               message(values.iloc[hit])) for hit in hits)
+        errors.extend(RowError(int(row_numbers[hit]), column, values[hit][:MAX_ERROR_VALUE], message(values[hit]))
+                      for hit in hits)
     return bad, errors
+
+
+def _take(values: list, keep: np.ndarray) -> list:
+    return values if len(keep) == len(values) else [values[index] for index in keep]
 
 
 def parse_chunk(data: bytes, layout: CsvLayout, first_record: int) -> ParsedChunk:
@@ -172,16 +202,16 @@ def parse_chunk(data: bytes, layout: CsvLayout, first_record: int) -> ParsedChun
     rownums = records.index + first_record
     columns, rules = _checks(records, layout, b"\x00" in data)
     bad, errors = _errors(rules, rownums + FIRST_DATA_ROW)
-    keep = ~bad
-    sku = columns["sku"][keep]
-    rows = pd.DataFrame({
-        "rownum": rownums[keep],
-        "sku": sku,
-        "sku_key": sku.map(str.casefold),
-        "name": columns["name"][keep],
-        "description": columns["description"][keep] if "description" in columns else "",
-        "is_active": columns["is_active"][keep].astype(object) if "is_active" in columns else None,
-    }, columns=list(STAGED_COLUMNS))
+    keep = np.flatnonzero(~bad)
+    sku = _take(columns["sku"], keep)
+    rows = StagedRows(
+        rownum=rownums[keep].tolist(),
+        sku=sku,
+        sku_key=[value.casefold() for value in sku],
+        name=_take(columns["name"], keep),
+        description=_take(columns["description"], keep) if "description" in columns else [""] * len(keep),
+        is_active=_take(columns["is_active"], keep) if "is_active" in columns else [None] * len(keep),
+    )
     errors = sorted(records.errors + errors, key=lambda error: error.row_number)
     failed = len(records.errors) + int(bad.sum())
     return ParsedChunk(rows=rows, records=records.total, failed=failed, errors=errors)
