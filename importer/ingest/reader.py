@@ -117,7 +117,8 @@ def decode(data: bytes, encoding: str) -> str:
     except UnicodeDecodeError as exc:
         if encoding == "utf-8":
             raise NotUtf8() from exc
-        raise FileFault(f"The file is neither UTF-8 nor Windows-1252 text ({exc.reason} at byte {exc.start}).") from exc
+        raise FileFault(f"The file is neither UTF-8 nor Windows-1252 text (it holds the byte "
+                        f"0x{exc.object[exc.start]:02x}, which is no character in either).") from exc
 
 
 def _pick_delimiter(header: str) -> str:
@@ -172,7 +173,8 @@ def as_utf8(data: bytes, encoding: str) -> bytes:
     return data if encoding == "utf-8" else text.encode("utf-8")
 
 
-def _row_number_hint(data: bytes) -> str:
+def _row_start(data: bytes) -> str:
+    """How a message points at a row when its number is not known yet: the row's first characters."""
     return f"{data[:60].decode('utf-8', 'replace')!r}"
 
 
@@ -192,7 +194,7 @@ def iter_chunks(path: Path, start: int, delimiter: str, chunk_bytes: int | None 
             scan = scan_rows(buffer, starts)
             if scan.end <= 0:
                 if len(buffer) > MAX_ROW_BYTES:
-                    raise FileFault(f"A row starting {_row_number_hint(buffer)} runs past {MAX_ROW_BYTES >> 20} MB: "
+                    raise FileFault(f"The row that starts with {_row_start(buffer)} runs past {MAX_ROW_BYTES >> 20} MB: "
                                     "probably a quote that is never closed.")
                 pending = buffer
                 continue
@@ -201,6 +203,6 @@ def iter_chunks(path: Path, start: int, delimiter: str, chunk_bytes: int | None 
             yield buffer[:scan.end], offset
     if pending:
         if scan_rows(pending, starts).quoted:
-            raise FileFault(f"A quoted field starting {_row_number_hint(pending)} is never closed "
+            raise FileFault(f"A quoted field in the row that starts with {_row_start(pending)} is never closed "
                             "(unterminated quote at the end of the file).")
         yield pending, offset + len(pending)
