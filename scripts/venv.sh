@@ -4,9 +4,9 @@ ensure_venv() {
     if [ ! -x .venv/bin/python ]; then
         python3 -m venv .venv
     fi
-    if [ ! -f "$stamp" ] || [ -n "$(find requirements*.txt -newer "$stamp" 2>/dev/null)" ]; then
-        .venv/bin/python -m pip install --quiet --upgrade pip
-        .venv/bin/python -m pip install --quiet -r "$requirements"
+    if [ ! -f "$stamp" ] || [ -n "$(find requirements*.txt constraints.txt -newer "$stamp" 2>/dev/null)" ]; then
+        .venv/bin/python -m pip install --quiet "pip==26.3"
+        .venv/bin/python -m pip install --quiet -r "$requirements" -c constraints.txt
         touch "$stamp"
     fi
 }
