@@ -26,6 +26,15 @@ def _prepare_environment() -> None:
         os.environ.setdefault("NICEGUI_REDIS_URL", settings.redis_url)
 
 
+def _configure_logging() -> None:
+    """DEBUG=1 turns on debug logging for the app's own modules."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if get_settings().debug:
+        for name in ("importer", "api", "ui", "tasks", "product_importer"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
+
+
 def build_app() -> None:
     """Register the REST API, the pages and the in-process queue consumer on NiceGUI's app."""
     from nicegui import app
@@ -166,11 +175,10 @@ HANDLERS = {
 
 
 def main(argv: Sequence[str]) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     args = _parser().parse_args(argv)
     try:
         _prepare_environment()
+        _configure_logging()
         return HANDLERS[args.command](args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

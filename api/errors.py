@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
+from api.deps import CurrentUser
 from importer.errors import Conflict, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,8 @@ fallback_router = APIRouter(include_in_schema=False)
 
 
 @fallback_router.api_route("/api/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-async def _unknown_endpoint(path: str) -> JSONResponse:
+def _unknown_endpoint(path: str, _: CurrentUser) -> JSONResponse:
+    """Authentication first, as everywhere in /api/: anonymous callers cannot probe which paths exist."""
     return JSONResponse({"detail": f"No API endpoint at /api/{path}."}, status_code=404)
 
 

@@ -40,6 +40,16 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
 
 
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from exc
+
+
 def _delays(raw: str) -> tuple[float, ...]:
     try:
         delays = tuple(float(part) for part in raw.split(",") if part.strip())
@@ -66,12 +76,8 @@ class Settings:
     stale_import_seconds: int = 60
 
     @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
-    @property
     def is_server_mode(self) -> bool:
-        return not self.is_sqlite or self.redis_url is not None
+        return not self.database_url.startswith("sqlite") or self.redis_url is not None
 
     @property
     def upload_dir(self) -> Path:
@@ -92,8 +98,12 @@ def _embedded_secret(data_dir: Path) -> str:
     if path.exists():
         return path.read_text().strip()
     key = secrets.token_urlsafe(48)
-    path.write_text(key)
-    path.chmod(0o600)
+    try:
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:  # another process made it first: use theirs
+        return path.read_text().strip()
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key)
     return key
 
 
@@ -124,7 +134,7 @@ def load_settings() -> Settings:
             part.strip() for part in os.environ.get("WEBHOOK_ALLOWED_NETWORKS", "").split(",") if part.strip()
         ),
         webhook_retry_delays=_delays(retry_raw) if retry_raw else DEFAULT_WEBHOOK_RETRY_DELAYS,
-        webhook_timeout=float(os.environ.get("WEBHOOK_TIMEOUT", "10") or 10),
+        webhook_timeout=_float("WEBHOOK_TIMEOUT", 10.0),
         stale_import_seconds=_int("STALE_IMPORT_SECONDS", 60),
     )
 

@@ -52,7 +52,7 @@ def _begin_snapshot(session: Session) -> None:
 
 
 def write_csv(session: Session, filters: ProductFilter, *, safe: bool = False) -> Iterator[str]:
-    """Chunks of CSV text for every product matching `filters`, in id order."""
+    """Chunks of CSV text for every product matching `filters`, in case-insensitive SKU order."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     if safe:

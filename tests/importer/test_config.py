@@ -70,3 +70,21 @@ def test_allowed_networks_and_retry_delays(env: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert settings.webhook_allowed_networks == ("127.0.0.1", "10.0.0.0/8")
     assert settings.webhook_retry_delays == (0.0, 1.5, 3.0)
+
+
+def test_bad_webhook_timeout_is_named(env: pytest.MonkeyPatch) -> None:
+    env.setenv("WEBHOOK_TIMEOUT", "soon")
+    with pytest.raises(ConfigError, match="WEBHOOK_TIMEOUT must be a number of seconds"):
+        load_settings()
+
+
+def test_debug_turns_on_the_apps_debug_logging(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env.setenv("DEBUG", "1")
+    probe = ("import logging, main; main._configure_logging(); "
+             "print(logging.getLogger('importer.ingest').isEnabledFor(logging.DEBUG))")
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "True"
