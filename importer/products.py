@@ -113,10 +113,6 @@ class ProductPage:
     def has_next(self) -> bool:
         return self.page * self.page_size < self.count
 
-    @property
-    def has_previous(self) -> bool:
-        return self.page > 1
-
 
 class _CountCache:
     """Counts that were slow to compute, kept while the catalogue has not changed.

@@ -185,8 +185,7 @@ def test_unknown_ordering_field_is_invalid_input(session: Session) -> None:
 def test_pages_are_complete_and_stable(session: Session) -> None:
     first = products.list_products(session, page=1, page_size=3)
     second = products.list_products(session, page=2, page_size=3)
-    assert (first.count, first.has_previous, first.has_next) == (4, False, True)
-    assert (second.has_previous, second.has_next) == (True, False)
+    assert (first.count, first.has_next, second.has_next) == (4, True, False)
     assert _skus(first) + _skus(second) == ["RED-1", "BLUE-2", "GREEN-3", "ÜBER-4"]
     with pytest.raises(NotFound):
         products.list_products(session, page=3, page_size=3)
