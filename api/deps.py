@@ -31,7 +31,14 @@ def _session_user_id() -> Optional[int]:
         return None
 
 
-def get_current_user(request: Request, session: SessionDep) -> User:
+def get_current_user(request: Request) -> User:
+    """In a session of its own, closed before the endpoint runs: an upload that streams for
+    minutes must not keep a connection (on PostgreSQL, a transaction) open from authentication."""
+    with session_scope() as session:
+        return _authenticate(request, session)
+
+
+def _authenticate(request: Request, session: Session) -> User:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if header:

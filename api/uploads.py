@@ -5,27 +5,29 @@ file part written straight under DATA_DIR/uploads, so no upload is ever held in 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Optional
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from sqlmodel import Session
 
 from api.deps import CurrentUser, SessionDep
 from api.pagination import Page, page_links
 from importer import jobs
-from importer.config import get_settings
 from importer.db import session_scope
 from importer.errors import InvalidInput
 from importer.models import FINISHED_STATUSES, UploadPublic
 from tasks.imports import enqueue_import
 
+log = logging.getLogger(__name__)
+
 router = APIRouter(prefix="/api/uploads", tags=["uploads"])
-MULTIPART_ALLOWANCE = 64 * 1024
 CANCEL_WAIT_SECONDS = 3.0
+CUT_OFF = "The upload was cut off before the end of the file; nothing was imported."
 
 
 class _FilePart:
@@ -63,7 +65,8 @@ class _FilePart:
         _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
         if options.get(b"name") == b"file" and self.filename is None:
             self._in_file = True
-            self.filename = options.get(b"filename", b"upload.csv").decode("utf-8", "replace") or "upload.csv"
+            name = options.get(b"filename", b"").decode("utf-8", "replace")
+            self.filename = "".join(char for char in name if char.isprintable()) or "upload.csv"  # PostgreSQL refuses NUL
 
     def _data(self, data: bytes, start: int, end: int) -> None:
         if self._in_file:
@@ -77,9 +80,11 @@ class _FilePart:
         try:
             chunk = await self._body.__anext__()
         except StopAsyncIteration:
-            self._parser.finalize()
             return False
-        self._parser.write(chunk)
+        try:
+            self._parser.write(chunk)
+        except MultipartParseError as exc:
+            raise HTTPException(400, f"The multipart body is malformed: {exc}") from exc
         return True
 
     async def open(self) -> str:
@@ -90,44 +95,54 @@ class _FilePart:
         return self.filename
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        more = True
+        """The file part's bytes; a body that ends before the part does is refused, not taken as the whole file
+        (python-multipart's finalize() does not check for the closing boundary)."""
         while True:
             if self._pending:
                 data, self._pending = b"".join(self._pending), []
                 yield data
-            if self._file_done or not more:
+            if self._file_done:
                 return
-            more = await self._feed()
+            if not await self._feed():
+                raise HTTPException(400, CUT_OFF)
 
 
 def _public(upload) -> UploadPublic:  # type: ignore[no-untyped-def]
     return UploadPublic.model_validate(upload)
 
 
-def _create(session: Session, filename: str, stored: jobs.StoredFile, user_id: int) -> UploadPublic:
-    """In the request's own session: on SQLite a second writer would wait for it (it may hold a write)."""
-    upload = jobs.create_upload(session, filename=filename, stored_path=stored.path,
-                                size_bytes=stored.size_bytes, user_id=user_id)
-    session.commit()
-    enqueue_import(upload.id)  # type: ignore[arg-type]
-    return _public(upload)
+def _queue(upload_id: int) -> None:
+    """The upload is committed: if the queue is down, the reaper queues it once a worker can reach it."""
+    try:
+        enqueue_import(upload_id)
+    except Exception as exc:  # noqa: BLE001 - any queue failure: Redis or the SQLite queue file
+        log.warning("could not queue upload %s: %s", upload_id, exc)
+
+
+def _record(filename: str, stored: jobs.StoredFile, user_id: int) -> UploadPublic:
+    """A short transaction once the whole file is stored; a file whose row cannot be written is removed."""
+    try:
+        with session_scope() as session:
+            upload = _public(jobs.create_upload(session, filename=filename, stored_path=stored.path,
+                                                size_bytes=stored.size_bytes, user_id=user_id))
+    except BaseException:
+        stored.path.unlink(missing_ok=True)
+        raise
+    _queue(upload.id)
+    return upload
 
 
 @router.post("/", status_code=202, response_model=UploadPublic)
-async def create_upload(request: Request, session: SessionDep, user: CurrentUser) -> UploadPublic | JSONResponse:
-    settings = get_settings()
-    length = request.headers.get("content-length", "")
-    too_large = JSONResponse({"detail": f"The file is over the {settings.max_upload_mb:,} MB upload limit."},
-                             status_code=413)
-    if length.isdigit() and int(length) > settings.max_upload_bytes + MULTIPART_ALLOWANCE:
-        return too_large
-    part = _FilePart(request)
-    filename = await part.open()
+async def create_upload(request: Request, user: CurrentUser) -> UploadPublic | JSONResponse:
+    """No request session: the body may stream for minutes, and nothing may hold a connection or lock meanwhile."""
     try:
+        jobs.check_declared_length(request.headers.get("content-length"))
+        part = _FilePart(request)
+        filename = await part.open()
         stored = await jobs.astore_upload(part.chunks(), filename)
-    except jobs.UploadTooLarge:
-        return too_large
-    return await run_in_threadpool(_create, session, filename, stored, user.id)  # type: ignore[arg-type]
+    except jobs.UploadTooLarge as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=413)
+    return await run_in_threadpool(_record, filename, stored, user.id)  # type: ignore[arg-type]
 
 
 @router.get("/", response_model=Page[UploadPublic])
@@ -173,7 +188,7 @@ async def cancel_upload(upload_id: int, session: SessionDep, _: CurrentUser) -> 
 @router.post("/{upload_id}/process/", status_code=202, response_model=UploadPublic)
 def process_upload(upload_id: int, session: SessionDep, _: CurrentUser) -> UploadPublic:
     upload = jobs.requeue(session, upload_id)
-    enqueue_import(upload_id)
+    _queue(upload_id)
     return _public(upload)
 
 

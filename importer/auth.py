@@ -13,9 +13,10 @@ from typing import Optional
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlmodel import Session
 
+from importer.db import get_engine
 from importer.errors import Conflict, InvalidInput
 from importer.models import ApiToken, User, utcnow
 
@@ -75,12 +76,20 @@ def create_token(session: Session, user: User) -> str:
     return token
 
 
+def _record_token_use(token_id: int) -> None:
+    """At most one write a minute per token, committed on its own: the request that presents the
+    token may run for minutes (a 1 GB upload) and must hold neither SQLite's only write lock
+    nor a row lock on the token while it does."""
+    now = utcnow()
+    stale = or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < now - TOKEN_TOUCH_INTERVAL)
+    with get_engine().begin() as connection:
+        connection.execute(update(ApiToken).where(ApiToken.id == token_id, stale).values(last_used_at=now))
+
+
 def user_for_token(session: Session, token: str) -> Optional[User]:
     api_token = session.execute(select(ApiToken).where(ApiToken.token_hash == _digest(token))).scalar_one_or_none()
     if api_token is None:
         return None
-    now = utcnow()
-    if api_token.last_used_at is None or now - api_token.last_used_at > TOKEN_TOUCH_INTERVAL:
-        api_token.last_used_at = now  # at most one write a minute per token, not one per request
-        session.add(api_token)
+    if api_token.last_used_at is None or utcnow() - api_token.last_used_at > TOKEN_TOUCH_INTERVAL:
+        _record_token_use(api_token.id)  # type: ignore[arg-type]
     return session.get(User, api_token.user_id)

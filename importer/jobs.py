@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterable, Iterable, Iterator
@@ -28,6 +29,8 @@ from importer.models import FINISHED_STATUSES, Upload, UploadError, UploadStatus
 MAX_PAGE_SIZE = 200
 ERROR_REPORT_COLUMNS = ("row", "column", "value", "message")
 ERROR_BATCH = 5000
+MULTIPART_ALLOWANCE = 64 * 1024
+SAFE_EXTENSION = re.compile(r"\.[a-z0-9]{1,10}")
 
 
 class UploadTooLarge(ImporterError):
@@ -44,11 +47,21 @@ def _too_large() -> UploadTooLarge:
     return UploadTooLarge(f"The file is over the {get_settings().max_upload_mb:,} MB upload limit.")
 
 
+def check_declared_length(content_length: str | bytes | None) -> None:
+    """Refuse a request whose Content-Length is over the limit plus room for the multipart framing,
+    before any of it is read; the exact check on the file's own bytes happens while it is stored."""
+    declared = int(content_length) if content_length and content_length.isdigit() else 0
+    if declared > get_settings().max_upload_bytes + MULTIPART_ALLOWANCE:
+        raise _too_large()
+
+
 def _new_upload_path(filename: str) -> Path:
+    """Only a plain extension is kept: the client's filename may hold anything, a NUL included."""
     directory = get_settings().upload_dir
     directory.mkdir(parents=True, exist_ok=True)
-    suffix = Path(filename).suffix.lower()[:10] if Path(filename).suffix.isascii() else ""
-    return directory / f"{uuid.uuid4().hex}{suffix or '.csv'}"
+    extension = Path(filename).suffix.lower()
+    suffix = extension if SAFE_EXTENSION.fullmatch(extension) else ".csv"
+    return directory / f"{uuid.uuid4().hex}{suffix}"
 
 
 class _Writer:

@@ -378,18 +378,16 @@ class UploadSizeLimit:
     """
 
     ROUTE = re.compile(r"^/_nicegui/client/[^/]+/upload/\d+$")
-    MULTIPART_ALLOWANCE = 64 * 1024
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and self.ROUTE.match(scope["path"]):
-            length = dict(scope["headers"]).get(b"content-length", b"")
-            limit = get_settings().max_upload_bytes
-            if length.isdigit() and int(length) > limit + self.MULTIPART_ALLOWANCE:
-                detail = f"The file is over the {get_settings().max_upload_mb:,} MB upload limit."
-                await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+            try:
+                jobs.check_declared_length(dict(scope["headers"]).get(b"content-length"))
+            except jobs.UploadTooLarge as exc:
+                await JSONResponse({"detail": str(exc)}, status_code=413)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

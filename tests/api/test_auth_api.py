@@ -62,6 +62,13 @@ def test_token_use_is_recorded(client: TestClient) -> None:
         assert session.execute(select(ApiToken.last_used_at)).scalar_one() is not None
 
 
+def test_token_use_is_recorded_even_when_the_request_fails(client: TestClient) -> None:
+    """The touch is committed on its own, not with (or rolled back with) the request's work."""
+    assert client.get("/api/products/999/").status_code == 404
+    with session_scope() as session:
+        assert session.execute(select(ApiToken.last_used_at)).scalar_one() is not None
+
+
 def test_tokens_of_a_deleted_user_stop_working(client: TestClient, admin: dict) -> None:  # type: ignore[type-arg]
     with session_scope() as session:
         session.delete(auth.get_user(session, admin["id"]))
