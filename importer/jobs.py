@@ -152,9 +152,7 @@ def list_uploads(session: Session, *, page: int = 1, page_size: int = 20) -> tup
 
 def is_interrupted(upload: Upload, now: datetime | None = None) -> bool:
     """Processing, but its worker has stopped beating: killed, or cut off from the database."""
-    if upload.status != UploadStatus.processing.value:
-        return False
-    return upload.heartbeat_at is None or upload.heartbeat_at < pipeline.stale_before(now or utcnow())
+    return upload.status == UploadStatus.processing.value and pipeline.is_stale(upload.heartbeat_at, now or utcnow())
 
 
 def request_cancel(session: Session, upload_id: int) -> Upload:
@@ -165,9 +163,7 @@ def request_cancel(session: Session, upload_id: int) -> Upload:
     if upload.status == UploadStatus.processing.value:
         pipeline.cancel_marker(upload_id).touch()
     now = utcnow()
-    idle = or_(Upload.status == UploadStatus.pending.value,
-               (Upload.status == UploadStatus.processing.value)
-               & or_(Upload.heartbeat_at.is_(None), Upload.heartbeat_at < pipeline.stale_before(now)))
+    idle = or_(Upload.status == UploadStatus.pending.value, pipeline.lost_its_worker(now))
     cancelled = session.execute(update(Upload).where(Upload.id == upload_id, idle).values(
         status=UploadStatus.cancelled.value, stage="cancelled", cancel_requested=True, finished_at=now)).rowcount
     if not cancelled:
@@ -175,7 +171,7 @@ def request_cancel(session: Session, upload_id: int) -> Upload:
                         .values(cancel_requested=True))
     session.commit()
     if cancelled:
-        pipeline.drop_staging(upload_id)
+        pipeline.cleanup(upload_id)
     session.refresh(upload)
     return upload
 
@@ -184,20 +180,24 @@ def requeue(session: Session, upload_id: int) -> Upload:
     """Make a failed, cancelled or interrupted upload pending again; the caller enqueues it.
 
     A failed or cancelled import starts over from the file; an interrupted one keeps its checkpoint.
+    Each case is one conditional UPDATE: a worker that finishes in the meantime wins, and the file
+    is not imported a second time.
     """
     upload = get_upload(session, upload_id)
-    if is_interrupted(upload):
-        upload.status = UploadStatus.pending.value
-    elif upload.status in (UploadStatus.failed.value, UploadStatus.cancelled.value):
+    this_one = update(Upload).where(Upload.id == upload_id).execution_options(synchronize_session=False)
+    again = {"status": UploadStatus.pending.value, "cancel_requested": False, "error": None, "finished_at": None}
+    if session.execute(this_one.where(pipeline.lost_its_worker(utcnow())).values(again)).rowcount:
+        session.commit()
+    elif session.execute(this_one.where(Upload.status.in_([UploadStatus.failed.value, UploadStatus.cancelled.value]))
+                         .values({**again, **_FRESH})).rowcount:
         session.execute(delete(UploadError).where(UploadError.upload_id == upload_id))
-        for name, value in _FRESH.items():
-            setattr(upload, name, value)
+        session.commit()
     else:
+        session.rollback()
+        session.refresh(upload)
         raise InvalidInput(f"Upload {upload_id} is {upload.status}; only a failed, cancelled or interrupted "
                            "upload can be processed again.")
-    upload.cancel_requested, upload.error, upload.finished_at = False, None, None
-    session.add(upload)
-    session.commit()
+    session.refresh(upload)
     return upload
 
 
@@ -269,16 +269,14 @@ def uploads_to_resume(session: Session, *, at_startup: bool) -> list[tuple[int, 
 def cancel_abandoned(session: Session) -> list[int]:
     """Finish cancels whose worker died before it could act on them."""
     now = utcnow()
-    abandoned = list(session.execute(select(Upload.id).where(
-        Upload.status == UploadStatus.processing.value, Upload.cancel_requested.is_(True),
-        or_(Upload.heartbeat_at.is_(None), Upload.heartbeat_at < pipeline.stale_before(now)))).scalars())
-    if abandoned:
-        session.execute(update(Upload).where(Upload.id.in_(abandoned)).values(
-            status=UploadStatus.cancelled.value, stage="cancelled", finished_at=now))
-        session.commit()
+    abandoned = list(session.execute(
+        update(Upload).where(Upload.cancel_requested.is_(True), pipeline.lost_its_worker(now))
+        .values(status=UploadStatus.cancelled.value, stage="cancelled", finished_at=now)
+        .returning(Upload.id).execution_options(synchronize_session=False)).scalars())
+    session.commit()
     for upload_id in abandoned:
-        pipeline.drop_staging(upload_id)  # type: ignore[arg-type]
-    return abandoned  # type: ignore[return-value]
+        pipeline.cleanup(upload_id)
+    return abandoned
 
 
 def run_import(upload_id: int) -> None:

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg2
-from sqlalchemy import delete, func, insert, or_, update
+from sqlalchemy import ColumnElement, delete, func, insert, literal, or_, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel import Session
 
 from importer import products, webhooks
@@ -39,7 +39,9 @@ T = TypeVar("T")
 
 STAGING_SHARE = 50.0  # progress (percent) when staging ends; the merge takes it to 100
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)  # after a lost database connection
-TRANSIENT = (DBAPIError, psycopg2.OperationalError, psycopg2.InterfaceError, sqlite3.OperationalError)
+MAX_ATTEMPTS = 5  # claims of one upload that never finished: a file that kills its worker stops there
+DATABASE_ERRORS = (DBAPIError, psycopg2.Error, sqlite3.Error)
+READER_JOIN_SECONDS = 5.0  # the reader finishes its current chunk, then sees that nobody is listening
 
 
 class Stopped(Exception):
@@ -59,16 +61,50 @@ def stale_before(now: datetime) -> datetime:
     return now - timedelta(seconds=get_settings().stale_import_seconds)
 
 
+def is_stale(heartbeat_at: datetime | None, now: datetime) -> bool:
+    """The worker that beat last at `heartbeat_at` has stopped: killed, or cut off from the database."""
+    return heartbeat_at is None or heartbeat_at < stale_before(now)
+
+
+def lost_its_worker(now: datetime) -> ColumnElement[bool]:
+    """is_stale in SQL, for a processing upload: the condition under which another worker may act on it."""
+    return (Upload.status == UploadStatus.processing.value) & or_(
+        Upload.heartbeat_at.is_(None), Upload.heartbeat_at < stale_before(now))
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A lost or refused connection, worth resuming from the checkpoint; any other database error recurs."""
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))
+    return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError, sqlite3.OperationalError))
+
+
+def _give_up_if_worn_out(session: Session, upload_id: int, now: datetime) -> bool:
+    """Fail an upload whose workers died MAX_ATTEMPTS times, rather than hand it to the next one."""
+    return bool(session.execute(
+        update(Upload)
+        .where(Upload.id == upload_id, Upload.cancel_requested.is_(False), Upload.attempts >= MAX_ATTEMPTS,
+               lost_its_worker(now))
+        .values(status=UploadStatus.failed.value, stage="failed", finished_at=now,
+                error=literal(f"The import gave up after {MAX_ATTEMPTS} attempts; the last worker stopped during ")
+                + Upload.stage + literal("."))
+        .execution_options(synchronize_session=False)
+    ).rowcount)
+
+
 def claim(upload_id: int) -> int | None:
     """Take the upload if it is pending, or processing with a stale heartbeat; returns the claim token."""
     now = utcnow()
-    stale = or_(Upload.heartbeat_at.is_(None), Upload.heartbeat_at < stale_before(now))
     with session_scope() as session:
+        if _give_up_if_worn_out(session, upload_id, now):
+            session.commit()
+            log.error("upload %s: gave up after %d attempts", upload_id, MAX_ATTEMPTS)
+            cleanup(upload_id)
+            return None
         claimed = session.execute(
             update(Upload)
             .where(Upload.id == upload_id, Upload.cancel_requested.is_(False),
-                   or_(Upload.status == UploadStatus.pending.value,
-                       (Upload.status == UploadStatus.processing.value) & stale))
+                   or_(Upload.status == UploadStatus.pending.value, lost_its_worker(now)))
             .values(status=UploadStatus.processing.value, attempts=Upload.attempts + 1, heartbeat_at=now,
                     started_at=func.coalesce(Upload.started_at, now), finished_at=None, error=None)
         ).rowcount
@@ -126,6 +162,17 @@ def _parsed_chunks(path: Path, start: int, layout: CsvLayout, first_record: int)
         yield chunk, end
 
 
+def _put(buffer: queue.Queue[tuple[str, Any]], done: threading.Event, entry: tuple[str, Any]) -> bool:
+    """Wait for room unless the consumer has gone: a blocked producer would keep its thread forever."""
+    while not done.is_set():
+        try:
+            buffer.put(entry, timeout=0.2)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
     """Produce items in a thread, `depth` ahead: parsing overlaps with the database's work on the last chunk."""
     buffer: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
@@ -134,17 +181,11 @@ def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
     def produce() -> None:
         try:
             for item in items:
-                while not done.is_set():
-                    try:
-                        buffer.put(("item", item), timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if done.is_set():
+                if not _put(buffer, done, ("item", item)):
                     return
-            buffer.put(("end", None))
+            _put(buffer, done, ("end", None))
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
-            buffer.put(("error", exc))
+            _put(buffer, done, ("error", exc))
 
     thread = threading.Thread(target=produce, name="import-reader", daemon=True)
     thread.start()
@@ -158,7 +199,9 @@ def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
             yield value
     finally:
         done.set()
-        thread.join()
+        while not buffer.empty():
+            buffer.get_nowait()
+        thread.join(timeout=READER_JOIN_SECONDS)
 
 
 def _stage_chunk(upload: Upload, token: int, chunk: ParsedChunk, end: int, watchdog: Watchdog) -> None:
@@ -217,10 +260,10 @@ def _merge(upload: Upload, token: int, watchdog: Watchdog) -> None:
               unchanged=counts.unchanged, finished_at=utcnow())
     log.info("upload %s: merged in %.2fs: %s", upload.id, time.monotonic() - started, counts)
     products.count_cache.clear()
-    _cleanup(upload.id, analyze=True)  # type: ignore[arg-type]
+    cleanup(upload.id, analyze=True)  # type: ignore[arg-type]
 
 
-def _cleanup(upload_id: int, analyze: bool = False) -> None:
+def cleanup(upload_id: int, analyze: bool = False) -> None:
     """Best effort: a leftover staging table is harmless and dropped when the upload is next touched."""
     cancel_marker(upload_id).unlink(missing_ok=True)
     backend = _backend()
@@ -230,7 +273,7 @@ def _cleanup(upload_id: int, analyze: bool = False) -> None:
         if analyze:
             with get_engine().begin() as connection:
                 backend.after_merge(connection)
-    except TRANSIENT:
+    except DATABASE_ERRORS:
         log.warning("could not clean up after upload %s", upload_id, exc_info=True)
 
 
@@ -251,7 +294,7 @@ def _finish(upload_id: int, token: int, **values: Any) -> None:
     with session_scope() as session:
         session.execute(update(Upload).where(Upload.id == upload_id, Upload.attempts == token)
                         .values(finished_at=utcnow(), **values))
-    _cleanup(upload_id)
+    cleanup(upload_id)
 
 
 def cancel_marker(upload_id: int) -> Path:
@@ -269,6 +312,12 @@ def _stopped(upload_id: int, token: int) -> None:
         log.info("upload %s cancelled; the catalogue is unchanged", upload_id)
 
 
+def _reason(exc: BaseException) -> str:
+    """The driver's own message, without SQLAlchemy's statement and parameters (which may hold a whole chunk)."""
+    message = str(getattr(exc, "orig", None) or exc).strip()
+    return message.splitlines()[0] if message else type(exc).__name__
+
+
 def _run_claimed(upload_id: int, token: int, watchdog: Watchdog) -> None:
     for delay in (*RETRY_DELAYS, None):
         try:
@@ -278,9 +327,13 @@ def _run_claimed(upload_id: int, token: int, watchdog: Watchdog) -> None:
             return _stopped(upload_id, token)
         except FileFault as exc:
             return _finish(upload_id, token, status=UploadStatus.failed.value, stage="failed", error=str(exc))
-        except TRANSIENT as exc:
+        except DATABASE_ERRORS as exc:
             if watchdog.stopped:
                 return _stopped(upload_id, token)
+            if not is_transient(exc):
+                log.exception("upload %s: the database refused the import", upload_id)
+                return _finish(upload_id, token, status=UploadStatus.failed.value, stage="failed",
+                               error=f"The database refused the import: {_reason(exc)}")
             if delay is None:
                 log.error("upload %s: database unreachable; leaving it for the reaper (%s)", upload_id, exc)
                 return
@@ -302,8 +355,3 @@ def run(upload_id: int) -> None:
             log.exception("upload %s failed unexpectedly", upload_id)
             _finish(upload_id, token, status=UploadStatus.failed.value, stage="failed",
                     error=f"The import stopped on an unexpected error: {exc}")
-
-
-def drop_staging(upload_id: int) -> None:
-    """For an upload cancelled while no worker held it."""
-    _cleanup(upload_id)
