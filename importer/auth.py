@@ -13,7 +13,7 @@ from typing import Optional
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, text, update
 from sqlmodel import Session
 
 from importer.db import get_engine
@@ -28,6 +28,26 @@ _hasher = PasswordHasher()
 
 def has_users(session: Session) -> bool:
     return session.execute(select(func.count()).select_from(User)).scalar_one() > 0
+
+
+class SetupDone(Conflict):
+    """The one-time first-admin set-up was already used."""
+
+
+def create_first_admin(session: Session, username: str, password: str) -> User:
+    """The set-up page's account: refused once any user exists, even when two browsers race for it.
+
+    PostgreSQL: the table lock makes the second creator wait and then see the first user.
+    SQLite takes one writer at a time, so the second creator counts two users and rolls back.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE"))
+    if has_users(session):
+        raise SetupDone("An administrator already exists; please log in.")
+    user = create_user(session, username, password)
+    if session.execute(select(func.count()).select_from(User)).scalar_one() > 1:
+        raise SetupDone("An administrator already exists; please log in.")
+    return user
 
 
 def create_user(session: Session, username: str, password: str, *, is_admin: bool = True) -> User:

@@ -79,11 +79,11 @@ def setup_page() -> Optional[RedirectResponse]:
             return
         try:
             with session_scope() as session:
-                if auth.has_users(session):
-                    ui.notify("An administrator already exists; please log in.", type="warning")
-                    ui.navigate.to("/login")
-                    return
-                user = auth.create_user(session, username.value or "", password.value or "")
+                user = auth.create_first_admin(session, username.value or "", password.value or "")
+        except auth.SetupDone as exc:
+            ui.notify(str(exc), type="warning")
+            ui.navigate.to("/login")
+            return
         except ImporterError as exc:
             ui.notify(str(exc), type="negative")
             return
