@@ -40,7 +40,8 @@ def resume_imports(*, at_startup: bool) -> list[int]:
         jobs.cancel_abandoned(session)
         due = jobs.uploads_to_resume(session, at_startup=at_startup)
     queued = _queued_upload_ids()
-    due = [(upload_id, delay) for upload_id, delay in due if upload_id not in queued]
+    # A queued message runs at once and finds a fresh heartbeat: a delayed resume is still needed.
+    due = [(upload_id, delay) for upload_id, delay in due if delay > 0 or upload_id not in queued]
     for upload_id, delay in due:
         log.info("re-queueing upload %s in %.1fs", upload_id, delay)
         enqueue_import(upload_id, delay)
