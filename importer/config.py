@@ -12,12 +12,14 @@ import secrets
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 
 class ConfigError(RuntimeError):
     """The environment does not describe a runnable configuration."""
 
 
+Number = TypeVar("Number", int, float)
 DEFAULT_WEBHOOK_RETRY_DELAYS = (0, 5, 30, 120, 600, 2700)
 
 
@@ -30,24 +32,14 @@ def _normalise_database_url(url: str) -> str:
     return url
 
 
-def _int(name: str, default: int) -> int:
+def _number(name: str, default: Number, kind: type[Number], meaning: str) -> Number:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
-        return int(raw)
+        return kind(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
-
-
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from exc
+        raise ConfigError(f"{name} must be {meaning}, got {raw!r}") from exc
 
 
 def _delays(raw: str) -> tuple[float, ...]:
@@ -127,15 +119,15 @@ def load_settings() -> Settings:
         redis_url=redis_url,
         secret_key=secret_key,
         host=os.environ.get("HOST", "0.0.0.0" if server_mode else "127.0.0.1"),
-        port=_int("PORT", 8080),
+        port=_number("PORT", 8080, int, "a whole number"),
         debug=os.environ.get("DEBUG", "").strip().lower() in {"1", "true", "yes", "on"},
-        max_upload_mb=_int("MAX_UPLOAD_MB", 1024),
+        max_upload_mb=_number("MAX_UPLOAD_MB", 1024, int, "a whole number"),
         webhook_allowed_networks=tuple(
             part.strip() for part in os.environ.get("WEBHOOK_ALLOWED_NETWORKS", "").split(",") if part.strip()
         ),
         webhook_retry_delays=_delays(retry_raw) if retry_raw else DEFAULT_WEBHOOK_RETRY_DELAYS,
-        webhook_timeout=_float("WEBHOOK_TIMEOUT", 10.0),
-        stale_import_seconds=_int("STALE_IMPORT_SECONDS", 60),
+        webhook_timeout=_number("WEBHOOK_TIMEOUT", 10.0, float, "a number of seconds"),
+        stale_import_seconds=_number("STALE_IMPORT_SECONDS", 60, int, "a whole number"),
     )
 
 
