@@ -75,18 +75,27 @@ def recreate_database(url: URL) -> None:
 
 
 def server_mode_settings() -> dict[str, str]:
-    """The deployed configuration, with a database of its own.
+    """The deployed configuration, with a database and a queue of its own.
 
     The suite's autouse clean-up empties the suite's database before every test; the
-    server's data must outlive that, so it lives in `<TEST_DB_NAME>_live`.
+    server's data must outlive that, so it lives in `<TEST_DB_NAME>_live`. Its worker
+    outlives the e2e tests too (session scope), so it gets its own Redis database: on the
+    suite's queue it would take the later tests' tasks and run them against `_live`.
     """
     if BACKEND != "postgres":
         return {}
     suite_url = make_url(os.environ["DATABASE_URL"])
     url = suite_url.set(database=f"{suite_url.database}_live")
     recreate_database(url)
-    return {"DATABASE_URL": url.render_as_string(hide_password=False), "REDIS_URL": os.environ["REDIS_URL"],
+    return {"DATABASE_URL": url.render_as_string(hide_password=False), "REDIS_URL": _live_redis_url(),
             "SECRET_KEY": "e2e-server-mode-secret"}
+
+
+def _live_redis_url() -> str:
+    suite = os.environ["REDIS_URL"]
+    base, _, number = suite.rpartition("/")
+    suite_db = int(number or 0)
+    return f"{base}/{suite_db - 1 if suite_db > 0 else 1}"
 
 
 def start_app(environment: dict[str, str], log_path: Path, *arguments: str) -> subprocess.Popen:
