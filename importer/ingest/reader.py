@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from importer.errors import InvalidInput
 
 CHUNK_BYTES = 4 * 1024 * 1024
@@ -20,7 +22,7 @@ SNIFF_BYTES = 64 * 1024
 DELIMITERS = (",", ";", "\t", "|")
 REQUIRED = ("sku", "name")
 ALIASES = {"sku": "sku", "name": "name", "description": "description", "is_active": "is_active", "active": "is_active"}
-QUOTE = 0x22
+QUOTE, NEWLINE = 0x22, 0x0A
 _BINARY_SIGNATURES = (b"\x89PNG", b"%PDF", b"PK\x03\x04", b"\xff\xd8\xff", b"GIF8", b"\x1f\x8b", b"\xd0\xcf\x11\xe0")
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -61,14 +63,39 @@ def field_starts(delimiter: str) -> bytes:
     return delimiter.encode() + b"\n\r"
 
 
-def scan_rows(data: bytes, starts: bytes, first: bool = False) -> ScanResult:
-    """Find the last (or first) line break outside quotes. Quotes open a field only at its start, as pandas reads them."""
+def scan_rows(data: bytes, starts: bytes, first: bool = False, final: bool = False) -> ScanResult:
+    """Find the last (or first) line break outside quotes. Quotes open a field only at its start, as pandas reads them.
+
+    `final`: the data ends the file, so a quote as its last byte closes a field (it cannot be half of `""`).
+    """
+    return (None if first else _scan_by_parity(data, starts)) or _scan_exactly(data, starts, first, final)
+
+
+def _scan_by_parity(data: bytes, starts: bytes) -> ScanResult | None:
+    """scan_rows by counting quotes, in numpy: right when every quote that opens by parity is at the
+    start of a field (no stray quote inside an unquoted value); None otherwise.
+    """
+    octets = np.frombuffer(data, dtype=np.uint8)
+    quotes = np.flatnonzero(octets == QUOTE)
+    openings = quotes[0::2]
+    openings = openings[openings > 0]
+    if not np.isin(octets[openings - 1], np.frombuffer(starts, dtype=np.uint8)).all():
+        return None
+    newlines = np.flatnonzero(octets == NEWLINE)
+    outside = newlines[(np.searchsorted(quotes, newlines) & 1) == 0]
+    return ScanResult(end=int(outside[-1]) + 1 if len(outside) else -1, quoted=bool(len(quotes) & 1))
+
+
+def _scan_exactly(data: bytes, starts: bytes, first: bool, final: bool) -> ScanResult:
     result = ScanResult()
     position, size = 0, len(data)
     while True:
         if result.quoted:
             closing = data.find(b'"', position)
-            if closing < 0 or closing + 1 == size:
+            if closing < 0:
+                return result
+            if closing + 1 == size:
+                result.quoted = not final
                 return result
             if data[closing + 1] == QUOTE:
                 position = closing + 2
@@ -202,7 +229,7 @@ def iter_chunks(path: Path, start: int, delimiter: str, chunk_bytes: int | None 
             pending = buffer[scan.end:]
             yield buffer[:scan.end], offset
     if pending:
-        if scan_rows(pending, starts).quoted:
+        if scan_rows(pending, starts, final=True).quoted:
             raise FileFault(f"A quoted field in the row that starts with {_row_start(pending)} is never closed "
                             "(unterminated quote at the end of the file).")
         yield pending, offset + len(pending)

@@ -154,6 +154,29 @@ def test_stray_quote_inside_an_unquoted_field_is_literal() -> None:
     assert catalogue() == {"r-1": ("R-1", '12" ruler', "wooden", True), "r-2": ("R-2", "Tape", "quoted, with comma", True)}
 
 
+def test_last_row_may_end_in_a_closing_quote_without_a_line_break() -> None:
+    upload = run_bytes(b'sku,name,description\r\nQ-1,Quoted,"last, and closed"')
+    assert (upload.status, upload.error) == ("completed", None)
+    assert catalogue() == {"q-1": ("Q-1", "Quoted", "last, and closed", True)}
+
+
+def test_row_boundaries_by_quote_parity_agree_with_the_exact_scan() -> None:
+    """The numpy scan, where it answers at all, finds what the byte-by-byte scan finds."""
+    import random
+
+    generator = random.Random(7)
+    starts = reader.field_starts(",")
+    answered = 0
+    for _ in range(20_000):
+        data = bytes(generator.choice(b'"",\n\rab') for _ in range(generator.randint(0, 14)))
+        fast = reader._scan_by_parity(data, starts)
+        if fast is not None:
+            answered += 1
+            exact = reader._scan_exactly(data, starts, first=False, final=True)
+            assert (fast.end, fast.quoted) == (exact.end, exact.quoted), data
+    assert answered > 5_000
+
+
 def test_every_row_fault_is_reported_and_the_rest_imported() -> None:
     rows = [["sku", "name", "description", "is_active"],
             ["OK-1", "Fine", "", "true"],
