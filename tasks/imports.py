@@ -13,6 +13,7 @@ from huey import crontab
 from importer import jobs
 from importer.db import session_scope
 from tasks import huey
+from tasks.search import index_search
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 @huey.task()
 def import_upload(upload_id: int) -> None:
     jobs.run_import(upload_id)
+    index_search()
 
 
 def enqueue_import(upload_id: int, delay: float = 0.0) -> None:

@@ -2,3 +2,4 @@
 
 import tasks.webhooks  # noqa: F401
 import tasks.imports  # noqa: F401
+import tasks.search  # noqa: F401

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from importer import products
+from importer import products, search_index
 from importer.db import session_scope
 from importer.errors import ImporterError, NotFound
 from importer.models import NAME_MAX, SKU_MAX, Product, ProductCreate, ProductUpdate
@@ -194,6 +194,8 @@ class ProductsView:
         self._toolbar()
         self._filter_bar()
         self.summary = ui.label().classes("text-sm text-gray-500").mark("summary")
+        self.search_note = ui.label().classes("text-xs text-gray-500").mark("search-index-note")
+        self.search_note.set_visibility(False)
         self.table = ui.table(
             columns=COLUMNS, rows=[], row_key="id",
             pagination={"page": 1, "rowsPerPage": PAGE_SIZE, "rowsNumber": 0, "sortBy": None, "descending": False},
@@ -245,35 +247,40 @@ class ProductsView:
         page, page_size = int(pagination.get("page") or 1), int(pagination.get("rowsPerPage") or PAGE_SIZE)
         chosen, ordering = self.filters.product_filter(), _ordering(pagination)
 
-        def fetch(session: Session) -> products.ProductPage:
+        def fetch(session: Session) -> tuple[products.ProductPage, int]:
             try:
-                return products.list_products(session, chosen, page=page, page_size=page_size, ordering=ordering)
+                found = products.list_products(session, chosen, page=page, page_size=page_size, ordering=ordering)
             except NotFound:  # the rows of this page were deleted meanwhile: show the last page there is
                 last_page = max(1, -(-products.count_products(session, chosen) // page_size))
-                return products.list_products(session, chosen, page=last_page, page_size=page_size, ordering=ordering)
+                found = products.list_products(session, chosen, page=last_page, page_size=page_size, ordering=ordering)
+            return found, search_index.pending_count(session)
 
         self._latest_load += 1
         this_load = self._latest_load
         self.table.props("loading")
-        result = await in_database("Could not load the products", fetch)
+        loaded = await in_database("Could not load the products", fetch)
         if this_load != self._latest_load:  # a newer request (say, more typing) owns the table now
             return
         self.table.props(remove="loading")
-        if result is None:
+        if loaded is None:
             return
+        result, search_pending = loaded
         self.table.rows = [_row(product) for product in result.results]
         self.table.pagination = {**pagination, "page": result.page, "rowsPerPage": page_size,
                                  "rowsNumber": result.count}
         self.table.update()
-        self._show_summary(result.count)
+        self._show_summary(result.count, search_pending)
 
-    def _show_summary(self, count: int) -> None:
+    def _show_summary(self, count: int, search_pending: int) -> None:
         empty_catalogue = count == 0 and not self.filters.any
         self.empty_state.set_visibility(empty_catalogue)
         self.table.set_visibility(not empty_catalogue)
         counted = f"{count:,} product" if count == 1 else f"{count:,} products"
         verb = "matches" if count == 1 else "match"
         self.summary.text = f"{counted} {verb} the filters" if self.filters.any else counted
+        self.search_note.text = (f"Search index: {search_pending:,} imported products are still being added; "
+                                 "searches find them already, a little more slowly.")
+        self.search_note.set_visibility(search_pending > 0)
 
     def ask_delete(self, row: dict[str, Any]) -> None:
         async def delete() -> None:

@@ -1,8 +1,8 @@
-"""PostgreSQL: COPY each chunk into an unlogged staging table, then one upsert statement.
+"""PostgreSQL: COPY each chunk into an unlogged staging table, then one merge statement.
 
-The merge follows DESIGN.md §9: `INSERT .. SELECT DISTINCT ON (sku_key) .. ORDER BY sku_key,
-rownum DESC ON CONFLICT .. DO UPDATE .. WHERE (..) IS DISTINCT FROM (..)`, so the last row of
-a SKU wins, unchanged products are not rewritten, and `xmax = 0` tells created from updated.
+The merge keeps the last row of each SKU (`DISTINCT ON (sku_key) .. ORDER BY sku_key, rownum
+DESC`), updates the products that differ (`IS DISTINCT FROM`: unchanged ones are not rewritten)
+and inserts the new ones, in one transaction.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from importer import products
 from importer.ingest.backend import MergeCounts
 from importer.ingest.validate import StagedRows
 
-MERGE_LOCK_KEY = 742_001  # pg_advisory_xact_lock key that serialises merges across workers
 _ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
-STAGING_COLUMNS = ("UNLOGGED TABLE {table} (rownum bigint NOT NULL, sku text NOT NULL, sku_key text NOT NULL, "
-                   "name text NOT NULL, description text NOT NULL, is_active boolean)")
+STAGING_COLUMNS = ("UNLOGGED TABLE {table} (rownum bigint NOT NULL, sku text NOT NULL, "
+                   'sku_key text COLLATE "C" NOT NULL, name text NOT NULL, description text NOT NULL, is_active boolean)')
 _ACTIVE = {True: "t", False: "f", None: "\\N"}
 MERGE_WORK_MEM = "256MB"  # the DISTINCT ON sort of 500k staged rows then stays in memory instead of spilling to disk
 HEARTBEAT_DURING_MERGE = True
@@ -50,33 +50,54 @@ def stage(connection: Connection, table: str, rows: StagedRows) -> None:
     cursor.copy_expert(f"COPY {table} FROM STDIN", io.StringIO(_copy_text(rows)))
 
 
-def _merge_sql(table: str, has_active: bool) -> str:
+def _latest(table: str) -> str:
+    """The last row of each SKU; sku_key sorts bytewise ("C"), several times cheaper than a locale."""
+    return (f"SELECT DISTINCT ON (sku_key) sku, sku_key, name, description, is_active FROM {table} "
+            "ORDER BY sku_key, rownum DESC")
+
+
+def _update_sql(has_active: bool) -> str:
+    """Changed products only; a change of sku, name or description takes the row out of the search index."""
     compared = ["sku", "name", "description"] + (["is_active"] if has_active else [])
-    assignments = ", ".join(f"{column} = excluded.{column}" for column in compared)
-    current = ", ".join(f"products.{column}" for column in compared)
-    incoming = ", ".join(f"excluded.{column}" for column in compared)
-    active = "is_active" if has_active else "true"
+    assignments = ", ".join(f"{column} = latest.{column}" for column in compared)
+    current, incoming = (", ".join(f"{side}.{column}" for column in compared) for side in ("products", "latest"))
+    searched = ", ".join(f"{{side}}.{column}" for column in ("sku", "name", "description"))
+    same_text = f"({searched.format(side='products')}) IS NOT DISTINCT FROM ({searched.format(side='latest')})"
     return f"""
-        WITH latest AS (
-            SELECT DISTINCT ON (sku_key) sku, sku_key, name, description, is_active
-            FROM {table} ORDER BY sku_key, rownum DESC
-        ), merged AS (
-            INSERT INTO products (sku, sku_key, name, description, is_active, created_at, updated_at)
-            SELECT sku, sku_key, name, description, {active}, now(), now() FROM latest
-            ON CONFLICT (sku_key) DO UPDATE SET {assignments}, updated_at = excluded.updated_at
-            WHERE ({current}) IS DISTINCT FROM ({incoming})
-            RETURNING (xmax = 0) AS inserted
+        UPDATE products SET {assignments}, updated_at = now(), search_indexed = products.search_indexed AND {same_text}
+        FROM latest WHERE products.sku_key = latest.sku_key AND ({current}) IS DISTINCT FROM ({incoming})
+        RETURNING 1"""
+
+
+def _merge_sql(table: str, has_active: bool, has_products: bool) -> str:
+    """One statement, so the staged rows are sorted and deduplicated once; both halves see the
+    catalogue as it was before it (their rows are disjoint). New products start outside the search index.
+    """
+    active = "is_active" if has_active else "true"
+    update = _update_sql(has_active) if has_products else "SELECT 1 WHERE false"
+    return f"""
+        WITH latest AS MATERIALIZED ({_latest(table)}),
+        updated AS ({update}),
+        inserted AS (
+            INSERT INTO products (sku, sku_key, name, description, is_active, created_at, updated_at, search_indexed)
+            SELECT sku, sku_key, name, description, {active}, now(), now(), false FROM latest
+            WHERE NOT EXISTS (SELECT FROM products WHERE products.sku_key = latest.sku_key)
+            RETURNING 1
         )
-        SELECT (SELECT count(*) FROM latest),
-               count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
-        FROM merged"""
+        SELECT (SELECT count(*) FROM latest), (SELECT count(*) FROM inserted), (SELECT count(*) FROM updated)"""
 
 
 def merge(connection: Connection, table: str, has_active: bool) -> MergeCounts:
-    """Runs in the caller's transaction, after any other import's merge has committed."""
-    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MERGE_LOCK_KEY})
+    """Runs in the caller's transaction, after any other import's merge has committed.
+
+    An UPDATE of the changed and an INSERT of the new products: about a third cheaper than one
+    INSERT .. ON CONFLICT, whose speculative insertion costs every row. The exclusive catalogue
+    lock keeps single-product writes (which take it shared) from adding a SKU in between.
+    """
+    products.lock_catalogue(connection, exclusive=True)
     connection.execute(text(f"SET LOCAL work_mem = '{MERGE_WORK_MEM}'"))
-    distinct, created, updated = connection.execute(text(_merge_sql(table, has_active))).one()
+    has_products = connection.execute(text("SELECT EXISTS (SELECT FROM products)")).scalar_one()
+    distinct, created, updated = connection.execute(text(_merge_sql(table, has_active, has_products))).one()
     return MergeCounts(created=created, updated=updated, unchanged=distinct - created - updated)
 
 

@@ -16,7 +16,7 @@ import uvicorn
 from huey.storage import RedisStorage
 from sqlalchemy import Connection, delete, text, update
 
-from importer import jobs
+from importer import jobs, search_index
 from importer.config import get_settings
 from importer.db import get_engine, session_scope
 from importer.models import ApiToken, User, utcnow
@@ -57,6 +57,12 @@ def test_upload_is_accepted_queued_and_imported(client, worker, data_dir) -> Non
     done = wait_for(lambda: _finished(client, body["id"]))
     assert (done["status"], done["created"], done["total_rows"], done["progress"]) == ("completed", 999, 1000, 100.0)
     assert len(catalogue()) == 999
+    wait_for(lambda: _search_pending() == 0)  # the import queues the search indexer (a no-op on SQLite)
+
+
+def _search_pending() -> int:
+    with session_scope() as session:
+        return search_index.pending_count(session)
 
 
 def test_list_is_newest_first_and_paged(client) -> None:  # type: ignore[no-untyped-def]
