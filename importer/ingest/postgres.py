@@ -75,16 +75,22 @@ def _merge_sql(table: str, has_active: bool, has_products: bool) -> str:
     """
     active = "is_active" if has_active else "true"
     update = _update_sql(has_active) if has_products else "SELECT 1 WHERE false"
+    new_only = "WHERE NOT EXISTS (SELECT FROM products WHERE products.sku_key = latest.sku_key)" if has_products else ""
     return f"""
         WITH latest AS MATERIALIZED ({_latest(table)}),
         updated AS ({update}),
         inserted AS (
             INSERT INTO products (sku, sku_key, name, description, is_active, created_at, updated_at, search_indexed)
-            SELECT sku, sku_key, name, description, {active}, now(), now(), false FROM latest
-            WHERE NOT EXISTS (SELECT FROM products WHERE products.sku_key = latest.sku_key)
+            SELECT sku, sku_key, name, description, {active}, now(), now(), false FROM latest {new_only}
             RETURNING 1
         )
         SELECT (SELECT count(*) FROM latest), (SELECT count(*) FROM inserted), (SELECT count(*) FROM updated)"""
+
+
+def plan_merge(connection: Connection) -> None:
+    """Planner settings for the merge, until the transaction ends."""
+    connection.execute(text(f"SET LOCAL work_mem = '{MERGE_WORK_MEM}'"))
+    connection.execute(text("SET LOCAL enable_seqscan = off"))
 
 
 def merge(connection: Connection, table: str, has_active: bool) -> MergeCounts:
@@ -92,10 +98,13 @@ def merge(connection: Connection, table: str, has_active: bool) -> MergeCounts:
 
     An UPDATE of the changed and an INSERT of the new products: about a third cheaper than one
     INSERT .. ON CONFLICT, whose speculative insertion costs every row. The exclusive catalogue
-    lock keeps single-product writes (which take it shared) from adding a SKU in between.
+    lock keeps single-product writes (which take it shared) from adding a SKU meanwhile, so an
+    empty catalogue stays empty until the INSERT, which then need not look for existing SKUs.
+    Sequential scans of products are ruled out: with statistics from a smaller catalogue the
+    planner could probe it by scanning, and the table grows under the INSERT (quadratic time).
     """
     products.lock_catalogue(connection, exclusive=True)
-    connection.execute(text(f"SET LOCAL work_mem = '{MERGE_WORK_MEM}'"))
+    plan_merge(connection)
     has_products = connection.execute(text("SELECT EXISTS (SELECT FROM products)")).scalar_one()
     distinct, created, updated = connection.execute(text(_merge_sql(table, has_active, has_products))).one()
     return MergeCounts(created=created, updated=updated, unchanged=distinct - created - updated)

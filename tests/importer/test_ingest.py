@@ -6,9 +6,9 @@ import csv
 import io
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
-from importer.db import session_scope
+from importer.db import get_engine, session_scope
 from importer.ingest import reader
 from importer.models import OutboxEvent, Product, ProductCreate
 from importer.products import create_product
@@ -175,6 +175,24 @@ def test_row_boundaries_by_quote_parity_agree_with_the_exact_scan() -> None:
             exact = reader._scan_exactly(data, starts, first=False, final=True)
             assert (fast.end, fast.quoted) == (exact.end, exact.quoted), data
     assert answered > 5_000
+
+
+@pytest.mark.skipif(get_engine().dialect.name != "postgresql", reason="PostgreSQL query plan")
+def test_merge_never_scans_the_catalogue_sequentially() -> None:
+    """With statistics from a tiny catalogue, the planner would probe it by scanning; the INSERT
+    makes the table grow under that scan, so a large import would take quadratic time.
+    """
+    from importer.ingest import backend, postgres
+
+    _seed(("A-1", "One", "", True))
+    with get_engine().begin() as connection:
+        connection.execute(text("ANALYZE products"))
+        backend.create_staging(connection, "plan_check")
+        postgres.plan_merge(connection)
+        plan = "\n".join(connection.execute(text(f"EXPLAIN {postgres._merge_sql('plan_check', False, True)}")).scalars())
+        backend.drop_staging(connection, "plan_check")
+    assert "Seq Scan on products" not in plan, plan
+    assert "Index" in plan, plan
 
 
 def test_every_row_fault_is_reported_and_the_rest_imported() -> None:
