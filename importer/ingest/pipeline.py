@@ -156,8 +156,9 @@ def _prepare(upload: Upload, token: int, encoding: str | None = None) -> CsvLayo
 
 def _parsed_chunks(path: Path, start: int, layout: CsvLayout, first_record: int) -> Iterator[tuple[ParsedChunk, int]]:
     record = first_record
+    verbatim_ok = _backend().STAGES_VERBATIM
     for data, end in iter_chunks(path, start, layout.delimiter):
-        chunk = parse_chunk(as_utf8(data, layout.encoding), layout, record)
+        chunk = parse_chunk(as_utf8(data, layout.encoding), layout, record, verbatim_ok)
         record += chunk.records
         yield chunk, end
 
@@ -213,7 +214,7 @@ def _stage_chunk(upload: Upload, token: int, chunk: ParsedChunk, end: int, watch
     with session_scope() as session:
         connection = session.connection()
         with watchdog.guard(_dbapi(connection)):
-            _backend().stage(connection, backends.staging_table(upload.id), chunk.rows)  # type: ignore[arg-type]
+            _backend().stage(connection, backends.staging_table(upload.id), chunk)  # type: ignore[arg-type]
         if chunk.errors:
             session.execute(insert(UploadError), [
                 {"upload_id": upload.id, "row_number": error.row_number, "column": error.column,

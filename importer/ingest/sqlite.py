@@ -12,19 +12,20 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from importer.ingest.backend import MergeCounts
-from importer.ingest.validate import StagedRows
+from importer.ingest.validate import ParsedChunk
 from importer.models import utcnow
 
 STAGING_COLUMNS = ("TABLE {table} (rownum INTEGER PRIMARY KEY, sku TEXT NOT NULL, sku_key TEXT NOT NULL, "
                    "name TEXT NOT NULL, description TEXT NOT NULL, is_active BOOLEAN)")
 HEARTBEAT_DURING_MERGE = False  # the merge holds SQLite's only write lock; a heartbeat would wait for it
+STAGES_VERBATIM = False  # every chunk is inserted from Python
 
 
-def stage(connection: Connection, table: str, rows: StagedRows) -> None:
-    if not rows:
+def stage(connection: Connection, table: str, chunk: ParsedChunk) -> None:
+    if not chunk.rows:
         return
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    cursor.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?)", zip(*rows.columns()))
+    cursor.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?)", zip(*chunk.rows.columns()))
 
 
 def begin_merge(connection: Connection) -> None:

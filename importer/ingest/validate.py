@@ -52,12 +52,28 @@ class StagedRows:
         return self.rownum, self.sku, self.sku_key, self.name, self.description, self.is_active
 
 
+@dataclass(frozen=True)
+class VerbatimRows:
+    """A chunk that PostgreSQL's own CSV parser reads exactly as pandas did, so it can be staged
+    as it is (COPY .. CSV) instead of being rebuilt in Python: every row valid, SKUs and names
+    already trimmed, SKUs ASCII (their SQL lower() is their casefold), only sku/name/description
+    columns, quotes only around whole fields, one kind of line end.
+    """
+
+    data: bytes
+    delimiter: str
+    columns: tuple[str, ...]  # the staging column of each field, in file order
+    first_rownum: int
+    count: int
+
+
 @dataclass
 class ParsedChunk:
     """Valid rows ready to stage and what was wrong with the others."""
 
     rows: StagedRows
     records: int
+    verbatim: VerbatimRows | None = None
     failed: int = 0
     errors: list[RowError] = field(default_factory=list)
 
@@ -93,6 +109,32 @@ def _fields_per_row(data: bytes, delimiter: str) -> np.ndarray | None:
         return None
     separators = outside(np.flatnonzero(octets == ord(delimiter)))
     return np.bincount(np.searchsorted(line_ends, separators), minlength=len(line_ends)) + 1
+
+
+def _quoted_whole_fields(octets: np.ndarray, delimiter: str) -> bool:
+    """Quotes open only at a field's start and close only at its end (or pair up as `""` inside),
+    and line ends outside quotes are all CRLF or all LF: where pandas and COPY .. CSV read alike.
+    """
+    quotes = np.flatnonzero(octets == QUOTE)
+    if len(quotes) & 1:
+        return False
+    opening, closing = quotes[0::2], quotes[1::2]
+    after_previous_closing = np.concatenate(([-1], closing[:-1] + 1))
+    before = octets[np.maximum(opening - 1, 0)]
+    opens_field = ((opening == 0) | (before == ord(delimiter)) | (before == NEWLINE)
+                   | (opening == after_previous_closing))
+    follower = octets[np.minimum(closing + 1, len(octets) - 1)]
+    ends_field = ((closing + 1 == len(octets)) | (follower == ord(delimiter)) | (follower == NEWLINE)
+                  | (follower == CARRIAGE_RETURN) | (closing + 1 == np.concatenate((opening[1:], [-1]))))
+    if not (opens_field.all() and ends_field.all()):
+        return False
+
+    def outside(positions: np.ndarray) -> np.ndarray:
+        return positions[(np.searchsorted(quotes, positions) & 1) == 0]
+
+    returns, newlines = outside(np.flatnonzero(octets == CARRIAGE_RETURN)), outside(np.flatnonzero(octets == NEWLINE))
+    crlf = (newlines > 0) & (octets[np.maximum(newlines - 1, 0)] == CARRIAGE_RETURN)
+    return len(returns) == int(crlf.sum()) and (bool(crlf.all()) or not crlf.any())
 
 
 def _read_fast(data: bytes, layout: CsvLayout) -> _Records | None:
@@ -196,9 +238,26 @@ def _take(values: list, keep: np.ndarray) -> list:
     return values if len(keep) == len(values) else [values[index] for index in keep]
 
 
-def parse_chunk(data: bytes, layout: CsvLayout, first_record: int) -> ParsedChunk:
-    """`data` is UTF-8 holding whole rows; `first_record` is the file-wide index of its first record."""
-    records = _read_fast(data, layout) or _read_exact(data, layout, first_record)
+def _verbatim(data: bytes, layout: CsvLayout, records: _Records, columns: dict[str, list],
+              first_record: int) -> VerbatimRows | None:
+    if layout.ignored or layout.has_active:
+        return None
+    sku, name = columns["sku"], columns["name"]
+    if sku != _column(records, layout, "sku") or name != _column(records, layout, "name"):
+        return None
+    if not "".join(sku).isascii() or not _quoted_whole_fields(np.frombuffer(data, dtype=np.uint8), layout.delimiter):
+        return None
+    in_file_order = tuple(sorted(layout.positions, key=layout.positions.__getitem__))
+    return VerbatimRows(data, layout.delimiter, in_file_order, first_record, records.total)
+
+
+def parse_chunk(data: bytes, layout: CsvLayout, first_record: int, verbatim_ok: bool = False) -> ParsedChunk:
+    """`data` is UTF-8 holding whole rows; `first_record` is the file-wide index of its first record.
+
+    `verbatim_ok`: the backend can stage VerbatimRows, so say when the chunk qualifies.
+    """
+    fast = _read_fast(data, layout)
+    records = fast or _read_exact(data, layout, first_record)
     rownums = records.index + first_record
     columns, rules = _checks(records, layout, b"\x00" in data)
     bad, errors = _errors(rules, rownums + FIRST_DATA_ROW)
@@ -214,4 +273,5 @@ def parse_chunk(data: bytes, layout: CsvLayout, first_record: int) -> ParsedChun
     )
     errors = sorted(records.errors + errors, key=lambda error: error.row_number)
     failed = len(records.errors) + int(bad.sum())
-    return ParsedChunk(rows=rows, records=records.total, failed=failed, errors=errors)
+    verbatim = _verbatim(data, layout, records, columns, first_record) if verbatim_ok and fast and not failed else None
+    return ParsedChunk(rows=rows, records=records.total, failed=failed, errors=errors, verbatim=verbatim)
