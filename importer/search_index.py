@@ -57,16 +57,27 @@ def index_pending() -> int:
             guard.commit()
 
 
+def _refresh_statistics(engine: Engine, vacuum: bool) -> None:
+    """The planner must know how many rows are pending (a merge leaves that to this task, off the
+    import's clock); VACUUM afterwards clears the row versions the batches left behind.
+    """
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM (ANALYZE) products" if vacuum else "ANALYZE products"))
+
+
 def _index_in_batches(engine: Engine) -> int:
     started, total = time.monotonic(), 0
+    with engine.connect() as connection:
+        if connection.execute(select(Product.id).where(~Product.search_indexed).limit(1)).first() is None:
+            return 0
+    _refresh_statistics(engine, vacuum=False)
     while True:
         with engine.begin() as connection:
             indexed = connection.execute(_INDEX_BATCH, {"rows": BATCH_ROWS}).rowcount
         if not indexed:
             break
         total += indexed
+    _refresh_statistics(engine, vacuum=True)
     if total:
-        with engine.begin() as connection:
-            connection.execute(text("ANALYZE products"))  # else the planner still expects to scan the imported rows
         log.info("search index: %d products added in %.1fs", total, time.monotonic() - started)
     return total

@@ -261,19 +261,18 @@ def _merge(upload: Upload, token: int, watchdog: Watchdog) -> None:
               unchanged=counts.unchanged, finished_at=utcnow())
     log.info("upload %s: merged in %.2fs: %s", upload.id, time.monotonic() - started, counts)
     products.count_cache.clear()
-    cleanup(upload.id, analyze=True)  # type: ignore[arg-type]
+    cleanup(upload.id)  # type: ignore[arg-type]
 
 
-def cleanup(upload_id: int, analyze: bool = False) -> None:
-    """Best effort: a leftover staging table is harmless and dropped when the upload is next touched."""
+def cleanup(upload_id: int) -> None:
+    """Best effort: a leftover staging table is harmless and dropped when the upload is next touched.
+
+    Fresh planner statistics after a large merge come from the search-index task that follows it.
+    """
     cancel_marker(upload_id).unlink(missing_ok=True)
-    backend = _backend()
     try:
         with get_engine().begin() as connection:
             backends.drop_staging(connection, backends.staging_table(upload_id))
-        if analyze:
-            with get_engine().begin() as connection:
-                backend.after_merge(connection)
     except DATABASE_ERRORS:
         log.warning("could not clean up after upload %s", upload_id, exc_info=True)
 

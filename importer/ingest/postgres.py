@@ -65,7 +65,7 @@ def _staged_verbatim(connection: Connection, table: str, rows: VerbatimRows) -> 
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         cursor.execute("SELECT setval(pg_get_serial_sequence(%s, 'rownum'), %s, false)", (table, rows.first_rownum))
         try:
-            cursor.copy_expert(statement, io.BytesIO(rows.data))
+            cursor.copy_expert(statement, io.BytesIO(rows.data), size=len(rows.data))
         except psycopg2.DataError:
             log.warning("staging %s: COPY .. CSV refused a chunk that pandas read; staging it row by row", table)
             savepoint.rollback()
@@ -79,12 +79,14 @@ def _staged_verbatim(connection: Connection, table: str, rows: VerbatimRows) -> 
 
 
 def stage(connection: Connection, table: str, chunk: ParsedChunk) -> None:
+    """One block per COPY (`size`): in 8 kB blocks, each one waits for the GIL the parser thread holds."""
     if chunk.verbatim is not None and _staged_verbatim(connection, table, chunk.verbatim):
         return
     if not chunk.rows:
         return
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    cursor.copy_expert(f"COPY {table} ({TEXT_COLUMNS}) FROM STDIN", io.StringIO(_copy_text(chunk.rows)))
+    data = _copy_text(chunk.rows)
+    cursor.copy_expert(f"COPY {table} ({TEXT_COLUMNS}) FROM STDIN", io.StringIO(data), size=len(data))
 
 
 def _latest(table: str) -> str:
@@ -150,10 +152,6 @@ def merge(connection: Connection, table: str, has_active: bool) -> MergeCounts:
 def begin_merge(connection: Connection) -> None:
     """PostgreSQL needs nothing before the merge: the advisory lock is taken in merge()."""
 
-
-def after_merge(connection: Connection) -> None:
-    """Fresh statistics keep the planner right after a large change; cheap (it samples)."""
-    connection.execute(text("ANALYZE products"))
 
 
 def interrupt(dbapi_connection: Any) -> None:

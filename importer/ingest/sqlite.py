@@ -57,9 +57,6 @@ def merge(connection: Connection, table: str, has_active: bool) -> MergeCounts:
     return MergeCounts(created=created, updated=updated, unchanged=existing - updated)
 
 
-def after_merge(connection: Connection) -> None:
-    """SQLite plans well enough without fresh statistics; nothing to do."""
-
 
 def interrupt(dbapi_connection: Any) -> None:
     dbapi_connection.interrupt()

@@ -74,12 +74,13 @@ def test_import_leaves_new_and_changed_rows_for_the_indexer_and_keeps_unchanged_
 
 @postgres_only
 def test_searches_use_the_trigram_indexes_once_rows_are_indexed() -> None:
-    run_bytes(csv_bytes([HEADER, *ROWS]))
+    filler = [[f"F-{i}", f"Item {i}", f"plain text {i}", "true"] for i in range(3000)]
+    run_bytes(csv_bytes([HEADER, *ROWS, *filler]))
     search_index.index_pending()
     with session_scope() as session:
         statement = products._filtered(select(Product.id), ProductFilter(search="walnut"))
         compiled = statement.compile(get_engine(), compile_kwargs={"literal_binds": True})
-        session.execute(text("SET LOCAL enable_seqscan = off"))  # three rows: the planner would rather scan
+        session.execute(text("SET LOCAL enable_seqscan = off"))  # a small table: the planner would rather scan
         plan = "\n".join(session.execute(text(f"EXPLAIN {compiled}")).scalars())
     for index in ("ix_products_description_trgm", "ix_products_name_trgm", "ix_products_sku_trgm",
                   "ix_products_search_pending"):

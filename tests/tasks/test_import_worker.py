@@ -1,8 +1,11 @@
-"""Crash safety with a real `python main.py worker` process, killed with SIGKILL mid-import."""
+"""Crash safety with a real `python main.py worker` process: killed with SIGKILL mid-import,
+or cut off by a restart of the PostgreSQL server itself.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from importer.db import get_engine
 from importer.models import Upload
 from tasks.imports import enqueue_import
 from tests.importer.ingest_support import catalogue, expected_from_csv, fetch, generated_file, store, wait_for
@@ -73,4 +77,42 @@ def test_worker_killed_mid_import_resumes_and_ends_exactly_right(
     assert done.attempts == 2
     expected = expected_from_csv(path)
     assert (done.processed_rows, done.created, done.updated, done.failed_rows) == (30_000, len(expected), 0, 0)
+    assert catalogue() == expected
+
+
+def _restart_postgres() -> None:
+    """The server as installed on this machine (Debian's cluster tools); fast shutdown ends every session."""
+    clusters = sorted(os.listdir("/etc/postgresql"))
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", clusters[-1], "main", "restart"], check=True,
+                   capture_output=True, timeout=120)
+    get_engine().dispose()  # this process's pooled connections died with the server
+
+
+@pytest.mark.skipif(os.environ.get("TEST_RESTART_POSTGRES") != "1" or get_engine().dialect.name != "postgresql",
+                    reason="restarts the PostgreSQL server: set TEST_RESTART_POSTGRES=1 (CI does)")
+@pytest.mark.parametrize("stage", ["staging", "merging"])
+def test_postgres_restarted_mid_import_resumes_and_ends_exactly_right(
+        workers: list[WorkerProcess], stage: str, tmp_path: Path) -> None:
+    assert shutil.which("pg_ctlcluster"), "TEST_RESTART_POSTGRES=1 needs Debian's pg_ctlcluster"
+    path = generated_file(200_000)
+    upload = store(path.read_bytes())
+
+    def _upload() -> Upload:
+        return fetch(upload.id)  # type: ignore[arg-type]
+
+    workers.append(WorkerProcess(tmp_path / "worker.log"))
+    enqueue_import(upload.id)  # type: ignore[arg-type]
+    wait_for(lambda: _upload().stage == stage and (stage == "merging" or _upload().bytes_read > 0),
+             timeout=120, interval=0.005)
+    _restart_postgres()
+    try:
+        done = wait_for(lambda: _upload().status in ("completed", "failed") and _upload(), timeout=120, interval=0.2)
+    except AssertionError as exc:
+        raise AssertionError((tmp_path / "worker.log").read_text()[-3000:]) from exc
+    log = (tmp_path / "worker.log").read_text()
+    assert "resuming from the checkpoint" in log, "the restart must have cut the import off"
+    assert done.status == "completed", done.error
+    assert done.attempts == 1, "the same worker resumes; nobody else had to take over"
+    expected = expected_from_csv(path)
+    assert (done.processed_rows, done.created, done.updated, done.failed_rows) == (200_000, len(expected), 0, 0)
     assert catalogue() == expected
