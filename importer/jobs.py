@@ -185,7 +185,8 @@ def requeue(session: Session, upload_id: int) -> Upload:
     """
     upload = get_upload(session, upload_id)
     this_one = update(Upload).where(Upload.id == upload_id).execution_options(synchronize_session=False)
-    again = {"status": UploadStatus.pending.value, "cancel_requested": False, "error": None, "finished_at": None}
+    again = {"status": UploadStatus.pending.value, "cancel_requested": False, "error": None, "finished_at": None,
+             "attempts_before_retry": Upload.attempts}  # a fresh allowance; attempts itself keeps counting
     if session.execute(this_one.where(pipeline.lost_its_worker(utcnow())).values(again)).rowcount:
         session.commit()
     elif session.execute(this_one.where(Upload.status.in_([UploadStatus.failed.value, UploadStatus.cancelled.value]))

@@ -204,7 +204,8 @@ class Upload(SQLModel, table=True):
     bytes_read: int = 0
     staged_rows: int = 0
     cancel_requested: bool = False
-    attempts: int = 0
+    attempts: int = 0  # claims so far; also the token that fences off an earlier claim's worker
+    attempts_before_retry: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     heartbeat_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
     created_by_id: Optional[int] = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     created_at: datetime = _created()

@@ -80,11 +80,13 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def _give_up_if_worn_out(session: Session, upload_id: int, now: datetime) -> bool:
-    """Fail an upload whose workers died MAX_ATTEMPTS times, rather than hand it to the next one."""
+    """Fail an upload whose workers died MAX_ATTEMPTS times since it was (re)queued by a person,
+    rather than hand it to the next one.
+    """
     return bool(session.execute(
         update(Upload)
-        .where(Upload.id == upload_id, Upload.cancel_requested.is_(False), Upload.attempts >= MAX_ATTEMPTS,
-               lost_its_worker(now))
+        .where(Upload.id == upload_id, Upload.cancel_requested.is_(False),
+               Upload.attempts - Upload.attempts_before_retry >= MAX_ATTEMPTS, lost_its_worker(now))
         .values(status=UploadStatus.failed.value, stage="failed", finished_at=now,
                 error=literal(f"The import gave up after {MAX_ATTEMPTS} attempts; the last worker stopped during ")
                 + Upload.stage + literal("."))

@@ -125,6 +125,21 @@ def test_an_upload_whose_workers_keep_dying_fails_after_max_attempts() -> None:
     assert resume_imports(at_startup=False) == []
 
 
+def test_a_retry_by_hand_gives_a_fresh_allowance_of_attempts() -> None:
+    upload_id = _abandoned(pipeline.MAX_ATTEMPTS)
+    jobs.run_import(upload_id)
+    assert fetch(upload_id).status == "failed"
+    with session_scope() as session:
+        jobs.requeue(session, upload_id)
+    with session_scope() as session:  # the retry's worker dies once too
+        session.execute(update(Upload).where(Upload.id == upload_id).values(
+            status="processing", stage="staging", attempts=Upload.attempts + 1,
+            heartbeat_at=utcnow() - timedelta(hours=1)))
+    jobs.run_import(upload_id)
+    upload = fetch(upload_id)
+    assert (upload.status, upload.attempts, upload.created) == ("completed", pipeline.MAX_ATTEMPTS + 2, 100)
+
+
 def test_the_last_allowed_attempt_still_runs() -> None:
     upload_id = _abandoned(pipeline.MAX_ATTEMPTS - 1, stage="staging")
     jobs.run_import(upload_id)
