@@ -66,6 +66,7 @@ class Settings:
     webhook_retry_delays: tuple[float, ...] = DEFAULT_WEBHOOK_RETRY_DELAYS
     webhook_timeout: float = 10.0
     stale_import_seconds: int = 60
+    upload_retention_days: int = 7
 
     @property
     def is_server_mode(self) -> bool:
@@ -128,6 +129,7 @@ def load_settings() -> Settings:
         webhook_retry_delays=_delays(retry_raw) if retry_raw else DEFAULT_WEBHOOK_RETRY_DELAYS,
         webhook_timeout=_number("WEBHOOK_TIMEOUT", 10.0, float, "a number of seconds"),
         stale_import_seconds=_number("STALE_IMPORT_SECONDS", 60, int, "a whole number"),
+        upload_retention_days=_number("UPLOAD_RETENTION_DAYS", 7, int, "a whole number"),
     )
 
 

@@ -12,7 +12,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -265,6 +265,17 @@ def uploads_to_resume(session: Session, *, at_startup: bool) -> list[tuple[int, 
             age = (now - upload.heartbeat_at).total_seconds()  # type: ignore[operator]
             due.append((upload.id, max(0.0, stale - age) + 0.5))  # type: ignore[arg-type]
     return due
+
+
+def remove_expired_files(session: Session) -> list[int]:
+    """Remove the stored files of finished uploads older than the retention period; returns their ids."""
+    before = utcnow() - timedelta(days=get_settings().upload_retention_days)
+    finished = session.execute(select(Upload).where(
+        Upload.status.in_([status.value for status in FINISHED_STATUSES]), Upload.finished_at < before)).scalars()
+    expired = [upload for upload in finished if Path(upload.stored_path).exists()]
+    for upload in expired:
+        pipeline.remove_stored_file(upload)
+    return [upload.id for upload in expired]  # type: ignore[misc]
 
 
 def cancel_abandoned(session: Session) -> list[int]:

@@ -53,6 +53,8 @@ def resume_imports(*, at_startup: bool) -> list[int]:
 @huey.periodic_task(crontab(minute="*"))
 def reap_imports() -> None:
     resume_imports(at_startup=False)
+    with session_scope() as session:
+        jobs.remove_expired_files(session)
 
 
 @huey.on_startup("imports-resume")

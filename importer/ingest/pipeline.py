@@ -264,6 +264,15 @@ def _merge(upload: Upload, token: int, watchdog: Watchdog) -> None:
     log.info("upload %s: merged in %.2fs: %s", upload.id, time.monotonic() - started, counts)
     products.count_cache.clear()
     cleanup(upload.id)  # type: ignore[arg-type]
+    remove_stored_file(upload)
+
+
+def remove_stored_file(upload: Upload) -> None:
+    """Best effort: a file left behind (say, by a worker killed right after the merge) goes with the retention sweep."""
+    try:
+        Path(upload.stored_path).unlink(missing_ok=True)
+    except OSError:
+        log.warning("could not remove the stored file of upload %s", upload.id, exc_info=True)
 
 
 def cleanup(upload_id: int) -> None:

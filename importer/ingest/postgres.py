@@ -150,8 +150,7 @@ def merge(connection: Connection, table: str, has_active: bool) -> MergeCounts:
 
 
 def begin_merge(connection: Connection) -> None:
-    """PostgreSQL needs nothing before the merge: the advisory lock is taken in merge()."""
-
+    """PostgreSQL needs nothing before the merge: the catalogue lock is taken in merge()."""
 
 
 def interrupt(dbapi_connection: Any) -> None:

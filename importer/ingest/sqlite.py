@@ -57,6 +57,5 @@ def merge(connection: Connection, table: str, has_active: bool) -> MergeCounts:
     return MergeCounts(created=created, updated=updated, unchanged=existing - updated)
 
 
-
 def interrupt(dbapi_connection: Any) -> None:
     dbapi_connection.interrupt()

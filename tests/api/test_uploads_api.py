@@ -52,17 +52,29 @@ def test_upload_is_accepted_queued_and_imported(client, worker, data_dir) -> Non
     body = response.json()
     assert UPLOAD_FIELDS <= set(body)
     assert (body["filename"], body["status"], body["progress"]) == ("products_1000.csv", "pending", 0.0)
-    stored = list((data_dir / "uploads").glob("*.csv"))
-    assert (DATA / "products_1000.csv").read_bytes() in [path.read_bytes() for path in stored]
     done = wait_for(lambda: _finished(client, body["id"]))
     assert (done["status"], done["created"], done["total_rows"], done["progress"]) == ("completed", 999, 1000, 100.0)
     assert len(catalogue()) == 999
+    assert not _stored_path(body["id"]).exists(), "a completed import's file is removed"
     wait_for(lambda: _search_pending() == 0)  # the import queues the search indexer (a no-op on SQLite)
 
 
 def _search_pending() -> int:
     with session_scope() as session:
         return search_index.pending_count(session)
+
+
+def test_the_body_is_stored_byte_for_byte_in_the_data_directory(client, data_dir) -> None:  # type: ignore[no-untyped-def]
+    response = _post(client, (DATA / "products_1000.csv").read_bytes(), "products_1000.csv")
+    assert response.status_code == 202
+    stored = _stored_path(response.json()["id"])
+    assert stored.parent == data_dir / "uploads"
+    assert stored.read_bytes() == (DATA / "products_1000.csv").read_bytes()
+
+
+def _stored_path(upload_id: int) -> Path:
+    with session_scope() as session:
+        return Path(jobs.get_upload(session, upload_id).stored_path)
 
 
 def test_list_is_newest_first_and_paged(client) -> None:  # type: ignore[no-untyped-def]

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text, update
 
 from importer import jobs
+from importer.config import get_settings
 from importer.db import get_engine, session_scope
 from importer.errors import InvalidInput
 from importer.models import Product, ProductCreate, Upload, utcnow
@@ -176,3 +178,26 @@ def test_reaper_requeues_a_pending_upload_only_when_its_message_is_lost() -> Non
     huey.flush()
     assert resume_imports(at_startup=False) == [upload.id]
     assert [task.args for task in huey.pending()] == [(upload.id,)]
+
+
+def test_a_completed_import_removes_its_stored_file() -> None:
+    upload = run_bytes(csv_bytes([["sku", "name"], ["A-1", "Alpha"]]))
+    assert upload.status == "completed"
+    assert not Path(upload.stored_path).exists()
+
+
+def test_a_failed_uploads_file_is_kept_for_retry_until_the_retention_period_ends() -> None:
+    upload = run_bytes(b"sku,name\r\n", "header.csv")
+    assert upload.status == "failed" and Path(upload.stored_path).exists()
+    with session_scope() as session:
+        assert jobs.remove_expired_files(session) == []
+        session.execute(update(Upload).where(Upload.id == upload.id).values(
+            finished_at=utcnow() - timedelta(days=get_settings().upload_retention_days, minutes=1)))
+        session.commit()
+        assert jobs.remove_expired_files(session) == [upload.id]
+    assert not Path(upload.stored_path).exists()
+    with session_scope() as session:
+        jobs.requeue(session, upload.id)  # type: ignore[arg-type]
+    jobs.run_import(upload.id)  # type: ignore[arg-type]
+    again = fetch(upload.id)  # type: ignore[arg-type]
+    assert (again.status, again.error) == ("failed", "The uploaded file is no longer on the server; upload it again.")
