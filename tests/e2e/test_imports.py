@@ -42,10 +42,13 @@ def _watch_until_finished(browser: Browser, filename: str) -> list[str]:
     """Every percentage the card showed on the way, until its summary line appears."""
     seen: list[str] = []
 
-    def finished(_: object) -> bool:
+    def note_percent() -> None:
         percent = browser.driver.find_element(By.XPATH, f"{_card(filename)}//*[contains(text(), '%')]").text
         if not seen or seen[-1] != percent:
             seen.append(percent)
+
+    def finished(_: object) -> bool:
+        note_percent()
         return "Stage: done" in browser.driver.find_element(By.XPATH, _card(filename)).text
 
     def bar_settled(_: object) -> bool:
@@ -54,6 +57,7 @@ def _watch_until_finished(browser: Browser, filename: str) -> list[str]:
 
     browser.wait(finished, f"the import of {filename} to finish", seconds=120)
     browser.wait(bar_settled, "the progress bar to be drawn at its value")
+    note_percent()  # the percentage read just before "done" appeared may be an older one
     return seen
 
 
