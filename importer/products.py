@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from sqlalchemy import Boolean, and_, delete, event, func, or_, select, text, union_all
+from sqlalchemy import Boolean, and_, delete, event, func, or_, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import Pool
@@ -49,17 +49,23 @@ class ProductFilter:
     search: Optional[str] = None
 
     def conditions(self) -> list[ColumnElement[bool]]:
-        matches: list[ColumnElement[bool]] = []
-        for column, value in ((Product.sku, self.sku), (Product.name, self.name),
-                              (Product.description, self.description)):
-            if value:
-                matches.append(_contains(column, value))
-        if self.search:
-            matches.append(or_(*(_contains(c, self.search) for c in (Product.sku, Product.name, Product.description))))
-        conditions: list[ColumnElement[bool]] = [_text_match(and_(*matches))] if matches else []
+        searched = (Product.sku, Product.name, Product.description)
+        matches = self._text_matches(searched)
+        conditions: list[ColumnElement[bool]] = []
+        if matches:
+            bypassing_indexes = self._text_matches(tuple(column + "" for column in searched))
+            conditions.append(_text_match(and_(*matches), and_(*bypassing_indexes)))
         if self.is_active is not None:
             conditions.append(Product.is_active == self.is_active)
         return conditions
+
+    def _text_matches(self, columns: tuple[ColumnElement[str], ...]) -> list[ColumnElement[bool]]:
+        """The text filters, on these expressions of sku, name and description."""
+        matches = [_contains(column, value) for column, value in zip(columns, (self.sku, self.name, self.description))
+                   if value]
+        if self.search:
+            matches.append(or_(*(_contains(column, self.search) for column in columns)))
+        return matches
 
 
 def _contains(column, value: str) -> ColumnElement[bool]:  # type: ignore[no-untyped-def]
@@ -94,9 +100,12 @@ def _compile_sqlite_ilike(element: _unicode_ilike, compiler: Any, **kw: Any) -> 
 
 
 class _text_match(FunctionElement[bool]):  # noqa: N801 - named like the SQL it stands for
-    """The text filters of a query. On PostgreSQL they are asked twice: of the rows in the partial
-    trigram indexes, and of the rows an import has not yet added to them (importer.search_index),
-    so that each half has an index to use; written as one OR, the planner would merge the halves.
+    """The text filters of a query, given twice: on the columns, and on `column || ''`.
+
+    On PostgreSQL the rows in the partial trigram indexes are matched on the columns (so the
+    indexes serve them) and the rows an import has not yet added to them (importer.search_index)
+    on the second form, which no trigram index serves: their own small index finds them. Had both
+    halves the same text, the planner would factor it out of the OR and could use neither index.
     """
 
     inherit_cache = True
@@ -105,16 +114,15 @@ class _text_match(FunctionElement[bool]):  # noqa: N801 - named like the SQL it 
 
 @compiles(_text_match)
 def _compile_text_match(element: _text_match, compiler: Any, **kw: Any) -> str:
-    (condition,) = element.clauses
+    condition, _bypassing_indexes = element.clauses
     return f"({compiler.process(condition, **kw)})"
 
 
 @compiles(_text_match, "postgresql")
 def _compile_postgresql_text_match(element: _text_match, compiler: Any, **kw: Any) -> str:
-    (condition,) = element.clauses
-    halves = (select(Product.id).where(indexed, condition).correlate(None)
-              for indexed in (Product.search_indexed, ~Product.search_indexed))
-    return compiler.process(Product.id.in_(union_all(*halves)), **kw)
+    condition, bypassing_indexes = element.clauses
+    either = or_(and_(Product.search_indexed, condition), and_(~Product.search_indexed, bypassing_indexes))
+    return f"({compiler.process(either, **kw)})"
 
 
 @event.listens_for(Pool, "checkout")
