@@ -67,6 +67,7 @@ class Settings:
     webhook_timeout: float = 10.0
     stale_import_seconds: int = 60
     upload_retention_days: int = 7
+    merge_memory_mb: int = 1024
 
     @property
     def is_server_mode(self) -> bool:
@@ -130,6 +131,7 @@ def load_settings() -> Settings:
         webhook_timeout=_number("WEBHOOK_TIMEOUT", 10.0, float, "a number of seconds"),
         stale_import_seconds=_number("STALE_IMPORT_SECONDS", 60, int, "a whole number"),
         upload_retention_days=_number("UPLOAD_RETENTION_DAYS", 7, int, "a whole number"),
+        merge_memory_mb=_number("IMPORT_MERGE_MEMORY_MB", 1024, int, "a whole number"),
     )
 
 
