@@ -22,7 +22,7 @@ SNIFF_BYTES = 64 * 1024
 DELIMITERS = (",", ";", "\t", "|")
 REQUIRED = ("sku", "name")
 ALIASES = {"sku": "sku", "name": "name", "description": "description", "is_active": "is_active", "active": "is_active"}
-QUOTE, NEWLINE = 0x22, 0x0A
+QUOTE, NEWLINE, CARRIAGE_RETURN = 0x22, 0x0A, 0x0D
 _BINARY_SIGNATURES = (b"\x89PNG", b"%PDF", b"PK\x03\x04", b"\xff\xd8\xff", b"GIF8", b"\x1f\x8b", b"\xd0\xcf\x11\xe0")
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -71,6 +71,11 @@ def scan_rows(data: bytes, starts: bytes, first: bool = False, final: bool = Fal
     return (None if first else _scan_by_parity(data, starts)) or _scan_exactly(data, starts, first, final)
 
 
+def outside_quotes(quotes: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The positions with an even number of quotes before them: outside quoted values, by parity."""
+    return positions[(np.searchsorted(quotes, positions) & 1) == 0]
+
+
 def _scan_by_parity(data: bytes, starts: bytes) -> ScanResult | None:
     """scan_rows by counting quotes, in numpy: right when every quote that opens by parity is at the
     start of a field (no stray quote inside an unquoted value); None otherwise.
@@ -81,8 +86,7 @@ def _scan_by_parity(data: bytes, starts: bytes) -> ScanResult | None:
     openings = openings[openings > 0]
     if not np.isin(octets[openings - 1], np.frombuffer(starts, dtype=np.uint8)).all():
         return None
-    newlines = np.flatnonzero(octets == NEWLINE)
-    outside = newlines[(np.searchsorted(quotes, newlines) & 1) == 0]
+    outside = outside_quotes(quotes, np.flatnonzero(octets == NEWLINE))
     return ScanResult(end=int(outside[-1]) + 1 if len(outside) else -1, quoted=bool(len(quotes) & 1))
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 from pandas.errors import ParserError
 
-from importer.ingest.reader import CsvLayout
+from importer.ingest.reader import CARRIAGE_RETURN, NEWLINE, QUOTE, CsvLayout, outside_quotes
 from importer.models import NAME_MAX, SKU_MAX
 
 FIRST_DATA_ROW = 2  # the header is row 1, as a spreadsheet numbers them
@@ -23,7 +24,6 @@ MAX_ERROR_VALUE = 1000
 TRUE_WORDS = {"true", "t", "yes", "y", "1", "on"}
 FALSE_WORDS = {"false", "f", "no", "n", "0", "off"}
 BOOLEAN_WORDS = {**{word: True for word in TRUE_WORDS}, **{word: False for word in FALSE_WORDS}}
-QUOTE, NEWLINE, CARRIAGE_RETURN = 0x22, 0x0A, 0x0D
 
 
 @dataclass(frozen=True)
@@ -88,34 +88,47 @@ class _Records:
     errors: list[RowError] = field(default_factory=list)
 
 
-def _fields_per_row(data: bytes, delimiter: str) -> np.ndarray | None:
+class _Octets:
+    """A chunk's bytes as numpy, with the quote positions its checks share, found once."""
+
+    def __init__(self, data: bytes) -> None:
+        self.octets = np.frombuffer(data, dtype=np.uint8)
+
+    @cached_property
+    def quotes(self) -> np.ndarray:
+        return np.flatnonzero(self.octets == QUOTE)
+
+    @cached_property
+    def line_ends(self) -> np.ndarray:
+        """Line feeds outside quotes."""
+        return self.outside_quotes(NEWLINE)
+
+    def outside_quotes(self, octet: int) -> np.ndarray:
+        return outside_quotes(self.quotes, np.flatnonzero(self.octets == octet))
+
+
+def _fields_per_row(scan: _Octets, delimiter: str) -> np.ndarray | None:
     """Fields in each line, counting only delimiters and line breaks outside quotes (by quote parity).
 
     None when a line is blank: the exact reader handles those. Stray quotes make the counts
     disagree with pandas' own totals, which sends the chunk to the exact reader too.
     """
-    octets = np.frombuffer(data, dtype=np.uint8)
-    quotes = np.flatnonzero(octets == QUOTE)
-
-    def outside(positions: np.ndarray) -> np.ndarray:
-        return positions[(np.searchsorted(quotes, positions) & 1) == 0]
-
-    line_ends = outside(np.flatnonzero(octets == NEWLINE))
+    octets, line_ends = scan.octets, scan.line_ends
     if len(line_ends) == 0 or line_ends[-1] != len(octets) - 1:
         line_ends = np.append(line_ends, len(octets))
     starts = np.concatenate(([0], line_ends[:-1] + 1))
     lengths = line_ends - starts - ((line_ends > starts) & (octets[np.maximum(line_ends - 1, 0)] == CARRIAGE_RETURN))
     if (lengths <= 0).any():
         return None
-    separators = outside(np.flatnonzero(octets == ord(delimiter)))
+    separators = scan.outside_quotes(ord(delimiter))
     return np.bincount(np.searchsorted(line_ends, separators), minlength=len(line_ends)) + 1
 
 
-def _quoted_whole_fields(octets: np.ndarray, delimiter: str) -> bool:
+def _quoted_whole_fields(scan: _Octets, delimiter: str) -> bool:
     """Quotes open only at a field's start and close only at its end (or pair up as `""` inside),
     and line ends outside quotes are all CRLF or all LF: where pandas and COPY .. CSV read alike.
     """
-    quotes = np.flatnonzero(octets == QUOTE)
+    octets, quotes = scan.octets, scan.quotes
     if len(quotes) & 1:
         return False
     opening, closing = quotes[0::2], quotes[1::2]
@@ -128,21 +141,17 @@ def _quoted_whole_fields(octets: np.ndarray, delimiter: str) -> bool:
                   | (follower == CARRIAGE_RETURN) | (closing + 1 == np.concatenate((opening[1:], [-1]))))
     if not (opens_field.all() and ends_field.all()):
         return False
-
-    def outside(positions: np.ndarray) -> np.ndarray:
-        return positions[(np.searchsorted(quotes, positions) & 1) == 0]
-
-    returns, newlines = outside(np.flatnonzero(octets == CARRIAGE_RETURN)), outside(np.flatnonzero(octets == NEWLINE))
+    returns, newlines = scan.outside_quotes(CARRIAGE_RETURN), scan.line_ends
     crlf = (newlines > 0) & (octets[np.maximum(newlines - 1, 0)] == CARRIAGE_RETURN)
     return len(returns) == int(crlf.sum()) and (bool(crlf.all()) or not crlf.any())
 
 
-def _read_fast(data: bytes, layout: CsvLayout) -> _Records | None:
+def _read_fast(data: bytes, scan: _Octets, layout: CsvLayout) -> _Records | None:
     """pandas' C parser, when the chunk is plain: no NUL, no blank line, every row `width` fields."""
     width = len(layout.columns)
     if b"\x00" in data:
         return None
-    fields = _fields_per_row(data, layout.delimiter)
+    fields = _fields_per_row(scan, layout.delimiter)
     if fields is None or (fields != width).any():
         return None
     names = [str(position) for position in range(width)]
@@ -238,14 +247,14 @@ def _take(values: list, keep: np.ndarray) -> list:
     return values if len(keep) == len(values) else [values[index] for index in keep]
 
 
-def _verbatim(data: bytes, layout: CsvLayout, records: _Records, columns: dict[str, list],
+def _verbatim(data: bytes, scan: _Octets, layout: CsvLayout, records: _Records, columns: dict[str, list],
               first_record: int) -> VerbatimRows | None:
     if layout.ignored or layout.has_active:
         return None
     sku, name = columns["sku"], columns["name"]
     if sku != _column(records, layout, "sku") or name != _column(records, layout, "name"):
         return None
-    if not "".join(sku).isascii() or not _quoted_whole_fields(np.frombuffer(data, dtype=np.uint8), layout.delimiter):
+    if not "".join(sku).isascii() or not _quoted_whole_fields(scan, layout.delimiter):
         return None
     in_file_order = tuple(sorted(layout.positions, key=layout.positions.__getitem__))
     return VerbatimRows(data, layout.delimiter, in_file_order, first_record, records.total)
@@ -256,7 +265,8 @@ def parse_chunk(data: bytes, layout: CsvLayout, first_record: int, verbatim_ok: 
 
     `verbatim_ok`: the backend can stage VerbatimRows, so say when the chunk qualifies.
     """
-    fast = _read_fast(data, layout)
+    scan = _Octets(data)
+    fast = _read_fast(data, scan, layout)
     records = fast or _read_exact(data, layout, first_record)
     rownums = records.index + first_record
     columns, rules = _checks(records, layout, b"\x00" in data)
@@ -273,5 +283,6 @@ def parse_chunk(data: bytes, layout: CsvLayout, first_record: int, verbatim_ok: 
     )
     errors = sorted(records.errors + errors, key=lambda error: error.row_number)
     failed = len(records.errors) + int(bad.sum())
-    verbatim = _verbatim(data, layout, records, columns, first_record) if verbatim_ok and fast and not failed else None
+    verbatim = (_verbatim(data, scan, layout, records, columns, first_record)
+                if verbatim_ok and fast and not failed else None)
     return ParsedChunk(rows=rows, records=records.total, failed=failed, errors=errors, verbatim=verbatim)
