@@ -66,13 +66,12 @@ def _staged_verbatim(connection: Connection, table: str, rows: VerbatimRows) -> 
         cursor.execute("SELECT setval(pg_get_serial_sequence(%s, 'rownum'), %s, false)", (table, rows.first_rownum))
         try:
             cursor.copy_expert(statement, io.BytesIO(rows.data), size=len(rows.data))
-        except psycopg2.DataError:
-            log.warning("staging %s: COPY .. CSV refused a chunk that pandas read; staging it row by row", table)
-            savepoint.rollback()
-            return False
-        if cursor.rowcount != rows.count:
-            log.warning("staging %s: COPY .. CSV read %d rows where pandas read %d; staging them row by row",
-                        table, cursor.rowcount, rows.count)
+            disagreement = None if cursor.rowcount == rows.count else (
+                f"read {cursor.rowcount} rows where pandas read {rows.count}")
+        except psycopg2.DataError as exc:
+            disagreement = f"refused a chunk that pandas read ({str(exc).strip().splitlines()[0]})"
+        if disagreement:
+            log.warning("staging %s: COPY .. CSV %s; staging it row by row", table, disagreement)
             savepoint.rollback()
             return False
     return True
@@ -95,16 +94,20 @@ def _latest(table: str) -> str:
             "ORDER BY sku_key, rownum DESC")
 
 
+def _columns(side: str, columns: list[str]) -> str:
+    return ", ".join(f"{side}.{column}" for column in columns)
+
+
 def _update_sql(has_active: bool) -> str:
     """Changed products only; a change of sku, name or description takes the row out of the search index."""
-    compared = ["sku", "name", "description"] + (["is_active"] if has_active else [])
+    searched = ["sku", "name", "description"]
+    compared = searched + (["is_active"] if has_active else [])
     assignments = ", ".join(f"{column} = latest.{column}" for column in compared)
-    current, incoming = (", ".join(f"{side}.{column}" for column in compared) for side in ("products", "latest"))
-    searched = ", ".join(f"{{side}}.{column}" for column in ("sku", "name", "description"))
-    same_text = f"({searched.format(side='products')}) IS NOT DISTINCT FROM ({searched.format(side='latest')})"
+    same_text = f"({_columns('products', searched)}) IS NOT DISTINCT FROM ({_columns('latest', searched)})"
     return f"""
         UPDATE products SET {assignments}, updated_at = now(), search_indexed = products.search_indexed AND {same_text}
-        FROM latest WHERE products.sku_key = latest.sku_key AND ({current}) IS DISTINCT FROM ({incoming})
+        FROM latest WHERE products.sku_key = latest.sku_key
+        AND ({_columns('products', compared)}) IS DISTINCT FROM ({_columns('latest', compared)})
         RETURNING 1"""
 
 
