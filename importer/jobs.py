@@ -268,11 +268,18 @@ def uploads_to_resume(session: Session, *, at_startup: bool) -> list[tuple[int, 
 
 
 def remove_expired_files(session: Session) -> list[int]:
-    """Remove the stored files of finished uploads older than the retention period; returns their ids."""
+    """Remove the stored files of finished uploads older than the retention period; returns their ids.
+
+    Starts from the files still in the upload directory, so the work stays with what is kept,
+    not with the whole upload history. Files no upload names yet (one still streaming) are left alone.
+    """
+    kept = [str(path) for path in get_settings().upload_dir.glob("*") if path.is_file()]
+    if not kept:
+        return []
     before = utcnow() - timedelta(days=get_settings().upload_retention_days)
-    finished = session.execute(select(Upload).where(
-        Upload.status.in_([status.value for status in FINISHED_STATUSES]), Upload.finished_at < before)).scalars()
-    expired = [upload for upload in finished if Path(upload.stored_path).exists()]
+    expired = list(session.execute(select(Upload).where(
+        Upload.stored_path.in_(kept), Upload.status.in_([status.value for status in FINISHED_STATUSES]),
+        Upload.finished_at < before)).scalars())
     for upload in expired:
         pipeline.remove_stored_file(upload)
     return [upload.id for upload in expired]  # type: ignore[misc]
