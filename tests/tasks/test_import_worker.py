@@ -69,14 +69,24 @@ def test_worker_killed_mid_import_resumes_and_ends_exactly_right(
     assert catalogue() == {}, "nothing may be visible before the merge commits"
 
     workers.append(WorkerProcess(tmp_path / "worker.log"))
-    try:
-        done = wait_for(lambda: _upload().status in ("completed", "failed") and _upload(), timeout=60, interval=0.1)
-    except AssertionError as exc:
-        raise AssertionError((tmp_path / "worker.log").read_text()[-3000:]) from exc
-    assert done.status == "completed", done.error
+    done = _finished(upload.id, tmp_path / "worker.log", timeout=60)  # type: ignore[arg-type]
+    _assert_imported_exactly(done, path, 30_000)
     assert done.attempts == 2
+
+
+def _finished(upload_id: int, worker_log: Path, timeout: float) -> Upload:
+    """The upload once it has completed or failed; the worker's log if it never does."""
+    try:
+        return wait_for(lambda: (upload := fetch(upload_id)).status in ("completed", "failed") and upload,
+                        timeout=timeout, interval=0.1)
+    except AssertionError as exc:
+        raise AssertionError(worker_log.read_text()[-3000:]) from exc
+
+
+def _assert_imported_exactly(done: Upload, path: Path, rows: int) -> None:
+    assert done.status == "completed", done.error
     expected = expected_from_csv(path)
-    assert (done.processed_rows, done.created, done.updated, done.failed_rows) == (30_000, len(expected), 0, 0)
+    assert (done.processed_rows, done.created, done.updated, done.failed_rows) == (rows, len(expected), 0, 0)
     assert catalogue() == expected
 
 
@@ -105,14 +115,8 @@ def test_postgres_restarted_mid_import_resumes_and_ends_exactly_right(
     wait_for(lambda: _upload().stage == stage and (stage == "merging" or _upload().bytes_read > 0),
              timeout=120, interval=0.005)
     _restart_postgres()
-    try:
-        done = wait_for(lambda: _upload().status in ("completed", "failed") and _upload(), timeout=120, interval=0.2)
-    except AssertionError as exc:
-        raise AssertionError((tmp_path / "worker.log").read_text()[-3000:]) from exc
+    done = _finished(upload.id, tmp_path / "worker.log", timeout=120)  # type: ignore[arg-type]
     log = (tmp_path / "worker.log").read_text()
     assert "resuming from the checkpoint" in log, "the restart must have cut the import off"
-    assert done.status == "completed", done.error
+    _assert_imported_exactly(done, path, 200_000)
     assert done.attempts == 1, "the same worker resumes; nobody else had to take over"
-    expected = expected_from_csv(path)
-    assert (done.processed_rows, done.created, done.updated, done.failed_rows) == (200_000, len(expected), 0, 0)
-    assert catalogue() == expected
